@@ -1,0 +1,136 @@
+"""The network: layer sizes, activations, and one flat parameter buffer.
+
+The buffer holds every weight matrix (C order) followed by every bias
+vector, the order scikit-learn packs them for L-BFGS::
+
+    params = [W_1.ravel(), ..., W_L.ravel(), b_1, ..., b_L]
+
+``coefs_`` and ``intercepts_`` are views into it, so the optimizers, the
+kernels and the user all see one set of numbers.
+"""
+
+import numpy as np
+
+from . import activations as act
+
+
+class Network:
+    """Shape of a multilayer perceptron, independent of its parameter values.
+
+    Parameters
+    ----------
+    layer_units : sequence of int
+        ``[n_features, hidden_1, ..., hidden_{L-1}, n_outputs]``: the number of
+        *units* (outputs) of each layer.
+    activation : str
+        Hidden activation (canonical name).
+    out_activation : str
+        Output activation.
+    loss : str
+        ``"squared_error"``, ``"log_loss"`` or ``"poisson"``.
+    maxout_pieces : int
+        Pieces per unit for ``activation="maxout"``.
+    dtype : numpy dtype
+        float32 or float64.
+    """
+
+    def __init__(
+        self, layer_units, activation, out_activation, loss, maxout_pieces=2,
+        dtype=np.float64,
+    ):
+        self.layer_units = [int(u) for u in layer_units]
+        self.activation = act.canonical(activation)
+        self.out_activation = act.canonical(out_activation)
+        self.loss = loss
+        self.maxout_pieces = int(maxout_pieces)
+        self.dtype = np.dtype(dtype)
+        self.n_layers = len(self.layer_units)  # as scikit-learn's n_layers_
+        pieces = self.maxout_pieces if self.activation == "maxout" else 1
+        L = self.n_layers - 1
+        # Columns of W_l: units * k for maxout hidden layers, units otherwise.
+        self.fan_in = self.layer_units[:-1]
+        self.fan_out = [
+            u * (pieces if i < L - 1 else 1)
+            for i, u in enumerate(self.layer_units[1:])
+        ]
+        self.coef_shapes = list(zip(self.fan_in, self.fan_out))
+        offsets = np.cumsum([0] + [a * b for a, b in self.coef_shapes])
+        self.coef_offsets = offsets[:-1].astype(np.intp)
+        start = offsets[-1]
+        b_offsets = np.cumsum([start] + self.fan_out)
+        self.intercept_offsets = b_offsets[:-1].astype(np.intp)
+        self.n_params = int(b_offsets[-1])
+        self.n_coefs = int(start)
+        # Integer codes for the kernels.
+        self.activation_code = act.CODES[self.activation]
+        self.out_activation_code = act.CODES[self.out_activation]
+        self.loss_code = act.LOSS_CODES[self.loss]
+        self.canonical_output = (self.out_activation, self.loss) in act.CANONICAL_PAIRS
+
+    @property
+    def n_weight_layers(self):
+        return self.n_layers - 1
+
+    def views(self, params):
+        """Return ``(coefs, intercepts)``: lists of views into ``params``."""
+        coefs = []
+        intercepts = []
+        for i, (fi, fo) in enumerate(self.coef_shapes):
+            o = self.coef_offsets[i]
+            coefs.append(params[o : o + fi * fo].reshape(fi, fo))
+            o = self.intercept_offsets[i]
+            intercepts.append(params[o : o + fo])
+        return coefs, intercepts
+
+    def pack(self, coefs, intercepts, out=None):
+        """Copy lists of arrays into a flat buffer, checking their shapes."""
+        if len(coefs) != self.n_layers - 1 or len(intercepts) != self.n_layers - 1:
+            raise ValueError(
+                f"Expected {self.n_layers - 1} coefficient matrices and intercept "
+                f"vectors, got {len(coefs)} and {len(intercepts)}."
+            )
+        if out is None:
+            out = np.empty(self.n_params, dtype=self.dtype)
+        for i, (fi, fo) in enumerate(self.coef_shapes):
+            W = np.asarray(coefs[i])
+            b = np.asarray(intercepts[i])
+            if W.shape != (fi, fo):
+                raise ValueError(
+                    f"coefs[{i}] has shape {W.shape}; this network needs {(fi, fo)}."
+                )
+            if b.shape != (fo,):
+                raise ValueError(
+                    f"intercepts[{i}] has shape {b.shape}; this network needs {(fo,)}."
+                )
+            o = self.coef_offsets[i]
+            out[o : o + fi * fo] = W.ravel()
+            o = self.intercept_offsets[i]
+            out[o : o + fo] = b
+        return out
+
+    def init_params(self, random_state):
+        """Glorot-uniform initialisation, drawing exactly as scikit-learn does.
+
+        For each layer in turn the weights then the biases are drawn from
+        U(-bound, bound), bound = sqrt(factor / (fan_in + fan_out)), factor 2
+        for logistic units and 6 otherwise.
+        """
+        params = np.empty(self.n_params, dtype=self.dtype)
+        coefs, intercepts = self.views(params)
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for W, b, (fi, fo) in zip(coefs, intercepts, self.coef_shapes):
+            bound = np.sqrt(factor / (fi + fo))
+            W[...] = random_state.uniform(-bound, bound, (fi, fo))
+            b[...] = random_state.uniform(-bound, bound, fo)
+        return params
+
+    def flops_per_sample(self):
+        """Multiply-adds x 2 of one forward pass for one sample."""
+        return 2 * self.n_coefs
+
+    def __repr__(self):
+        return (
+            f"Network({self.layer_units}, activation={self.activation!r}, "
+            f"out_activation={self.out_activation!r}, loss={self.loss!r}, "
+            f"dtype={self.dtype.name})"
+        )
