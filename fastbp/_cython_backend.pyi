@@ -1,0 +1,64 @@
+"""Type stub for the compiled backend (fastbp/_cython_backend.pyx).
+
+The public surface is the backend contract shared with
+``fastbp._numpy_backend``; the ``_*_shim`` functions exist for the tests.
+"""
+
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from .network import Network
+from .solvers import Hyper, OptState
+
+_Float = np.float32 | np.float64
+_FloatArray = npt.NDArray[np.floating[Any]]
+_Input = npt.ArrayLike | sp.spmatrix | sp.sparray
+
+name: Literal["cython"]
+DEBUG: bool
+BLAS_SINGLE_THREAD_BELOW: int
+
+def forward(
+    net: Network, params: _FloatArray, X: _Input, logits: bool = ...
+) -> _FloatArray: ...
+def loss_grad(
+    net: Network,
+    params: _FloatArray,
+    X: _Input,
+    Y: npt.ArrayLike,
+    sample_weight: npt.ArrayLike | None = ...,
+    alpha: float = ...,
+    grad_out: _FloatArray | None = ...,
+) -> tuple[float, _FloatArray]: ...
+def train_epoch(
+    net: Network,
+    params: _FloatArray,
+    opt_state: OptState,
+    X: _Input,
+    Y: npt.ArrayLike,
+    sample_weight: npt.ArrayLike | None,
+    order: npt.ArrayLike,
+    batch_size: int,
+    hyper: Hyper,
+) -> float: ...
+
+# Test shims (see tests/test_cython_backend.py).
+def _gemm_shim(
+    trans_a: bool,
+    trans_b: bool,
+    alpha: float,
+    A: _FloatArray,
+    B: _FloatArray,
+    beta: float,
+    C: _FloatArray,
+) -> None: ...
+def _activation_shim(code: int, H: _FloatArray, Z_out: _FloatArray) -> _FloatArray: ...
+def _derivative_shim(code: int, Z: _FloatArray, D: _FloatArray) -> None: ...
+def _maxout_shim(H: _FloatArray, k: int) -> tuple[_FloatArray, npt.NDArray[np.intc]]: ...
+def _maxout_backward_shim(
+    dZ: _FloatArray, arg: npt.NDArray[np.intc], k: int
+) -> _FloatArray: ...
+def _debug_index_probe() -> float: ...

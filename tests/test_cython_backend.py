@@ -1,0 +1,354 @@
+"""The compiled backend's pieces, through thin shims, and its runtime
+behaviour: read-only inputs, non-finite values, the debug build, releasing
+the GIL, and Ctrl-C during an epoch."""
+
+import _thread
+import os
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastbp import _numpy_backend as nb
+from fastbp import activations as act
+from fastbp.network import Network
+from fastbp.solvers import Hyper, OptState
+
+cb = pytest.importorskip("fastbp._cython_backend")
+
+DTYPES = [np.float32, np.float64]
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+# Elementwise functions: libm vs NumPy's own SIMD implementations differ by
+# a few ulps.
+ELEM_RTOL = {np.float32: 1e-5, np.float64: 1e-13}
+
+
+def read_only(a):
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+# ---------------------------------------------------------------- gemm
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("ro", [False, True])
+def test_gemm_matches_numpy(dtype, trans_a, trans_b, ro):
+    rng = np.random.RandomState(0)
+    m, n, k = 5, 3, 4
+    A = rng.randn(k, m) if trans_a else rng.randn(m, k)
+    B = rng.randn(n, k) if trans_b else rng.randn(k, n)
+    A, B = A.astype(dtype), B.astype(dtype)
+    C = rng.randn(m, n).astype(dtype)
+    expected = 2.0 * ((A.T if trans_a else A) @ (B.T if trans_b else B)) + 0.5 * C
+    if ro:
+        A, B = read_only(A), read_only(B)
+    cb._gemm_shim(trans_a, trans_b, 2.0, A, B, 0.5, C)
+    np.testing.assert_allclose(C, expected, rtol=RTOL[dtype] * 10, atol=RTOL[dtype] * 10)
+
+
+def test_gemm_rejects_bad_shapes():
+    A = np.zeros((2, 3))
+    with pytest.raises(ValueError):
+        cb._gemm_shim(False, False, 1.0, A, np.zeros((4, 2)), 0.0, np.zeros((2, 2)))
+
+
+# --------------------------------------------------------- activations
+
+H_VALUES = np.array(
+    [[-1e4, -800.0, -50.0, -1.0, -1e-8, 0.0],
+     [1e-8, 0.5, 3.0, 50.0, 800.0, 1e4]]
+)
+ELEMENTWISE = ["identity", "logistic", "tanh", "relu", "softplus", "exp"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ELEMENTWISE + ["softmax"])
+def test_activation_matches_table(dtype, name):
+    H = H_VALUES.astype(dtype)
+    if name in ("exp", "softmax"):
+        H = np.clip(H, -60, 60)  # exp overflows (to inf) by definition
+    expected = act.FORWARD[name](H.copy())
+    Z = np.empty_like(H)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hidden = cb._activation_shim(act.CODES[name], H.copy(), Z)
+    np.testing.assert_allclose(Z, expected, rtol=ELEM_RTOL[dtype], atol=1e-300)
+    if name != "softmax":
+        # the fused bias+activation pass of hidden layers gives the same
+        np.testing.assert_array_equal(hidden, Z)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["logistic", "tanh", "relu", "softplus", "identity"])
+def test_activation_finite_for_huge_inputs(dtype, name):
+    H = np.array([[-1e4, -1e30, 1e4, 1e30, -710.0, 710.0]], dtype=dtype)
+    Z = np.empty_like(H)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise"):
+            cb._activation_shim(act.CODES[name], H.copy(), Z)
+    assert np.isfinite(Z).all()
+    if name == "logistic":
+        np.testing.assert_array_equal(Z[0, [0, 1, 2, 3]], [0, 0, 1, 1])
+    if name == "softplus":
+        np.testing.assert_array_equal(Z[0, [0, 1]], [0, 0])
+        np.testing.assert_allclose(Z[0, [2, 3]], H[0, [2, 3]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_stable(dtype):
+    H = np.array([[1e4, 1e4 - 1.0, -1e4], [-1e30, 0.0, 1e30]], dtype=dtype)
+    Z = np.empty_like(H)
+    cb._activation_shim(act.SOFTMAX, H.copy(), Z)
+    assert np.isfinite(Z).all()
+    np.testing.assert_allclose(Z.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(Z, act.softmax(H.copy()), rtol=ELEM_RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["identity", "logistic", "tanh", "relu", "softplus", "exp"])
+def test_derivative_matches_table(dtype, name):
+    rng = np.random.RandomState(1)
+    H = rng.randn(4, 7).astype(dtype) * 3
+    H[0, :3] = 0  # relu at its kink: derivative 0, as [Z > 0]
+    Z = act.FORWARD[name](H.copy())
+    D = rng.randn(4, 7).astype(dtype)
+    expected = act.DERIVATIVE[name](Z, D.copy())
+    cb._derivative_shim(act.CODES[name], read_only(Z), D)
+    np.testing.assert_allclose(D, expected, rtol=ELEM_RTOL[dtype], atol=1e-300)
+
+
+# -------------------------------------------------------------- maxout
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [2, 3])
+def test_maxout_matches_numpy_and_routes_to_first_max(dtype, k):
+    rng = np.random.RandomState(2)
+    H = rng.randint(-2, 3, size=(6, 4 * k)).astype(dtype)  # many ties
+    H[0] = 1.0  # every piece equal: the first wins
+    Z, arg = cb._maxout_shim(read_only(H), k)
+    Z_np, arg_np = nb._maxout(H, k)
+    np.testing.assert_array_equal(Z, Z_np)
+    np.testing.assert_array_equal(arg, arg_np)
+    assert (arg[0] == 0).all()
+    dZ = rng.randn(*Z.shape).astype(dtype)
+    D = cb._maxout_backward_shim(dZ, arg, k)
+    np.testing.assert_array_equal(D, nb._maxout_backward(dZ, arg_np, k))
+
+
+def test_maxout_nan_wins_like_argmax():
+    H = np.array([[1.0, np.nan, 5.0, 2.0]])
+    Z, arg = cb._maxout_shim(H, 4)
+    assert arg[0, 0] == np.argmax(H[0]) == 1
+    assert np.isnan(Z[0, 0])
+
+
+# ----------------------------------------------------- the full contract
+
+
+def small_problem(dtype=np.float64, activation="relu", n=40, sparse=False):
+    rng = np.random.RandomState(3)
+    net = Network([6, 9, 7, 3], activation, "softmax", "log_loss", dtype=dtype)
+    params = net.init_params(rng)
+    X = rng.randn(n, 6).astype(dtype)
+    if sparse:
+        X[rng.rand(n, 6) < 0.5] = 0
+        X = sp.csr_matrix(X)
+    Y = np.eye(3, dtype=dtype)[rng.randint(3, size=n)]
+    sw = rng.uniform(0.5, 2, n).astype(dtype)
+    return net, params, X, Y, sw
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_read_only_inputs_accepted(dtype, sparse):
+    net, params, X, Y, sw = small_problem(dtype, sparse=sparse)
+    if sparse:
+        X.data.setflags(write=False)
+        X.indices.setflags(write=False)
+        X.indptr.setflags(write=False)
+    else:
+        X = read_only(X)
+    Y, sw, params_ro = read_only(Y), read_only(sw), read_only(params)
+    order = read_only(np.arange(X.shape[0], dtype=np.intp))
+    out = cb.forward(net, params_ro, X)
+    np.testing.assert_allclose(out, nb.forward(net, params, X), rtol=RTOL[dtype])
+    loss, grad = cb.loss_grad(net, params_ro, X, Y, sw, 1e-3)
+    _, grad_np = nb.loss_grad(net, params, X, Y, sw, 1e-3)
+    np.testing.assert_allclose(grad, grad_np, rtol=RTOL[dtype] * 10, atol=RTOL[dtype])
+    p = params.copy()
+    state = OptState("adam", net.n_params, dtype, 1e-3)
+    cb.train_epoch(net, p, state, X, Y, sw, order, 8, Hyper(alpha=1e-3))
+    assert state.t == 5
+
+
+def test_train_epoch_mean_loss_and_partial_batch():
+    net, params, X, Y, _ = small_problem(n=23)
+    order = np.random.RandomState(0).permutation(23)
+    state = OptState("sgd", net.n_params, net.dtype, 0.0)  # lr 0: params fixed
+    mean = cb.train_epoch(net, params, state, X, Y, None, order, 10, Hyper(momentum=0.0))
+    expected = sum(
+        cb.loss_grad(net, params, X[idx], Y[idx])[0] * len(idx)
+        for idx in (order[:10], order[10:20], order[20:])
+    ) / 23
+    assert mean == pytest.approx(expected, rel=1e-12)
+
+
+def test_non_finite_params_do_not_crash():
+    net, params, X, Y, sw = small_problem()
+    params[0] = np.nan
+    params[5] = np.inf
+    params[net.n_coefs] = -np.inf
+    out = cb.forward(net, params, X)
+    assert out.shape == (X.shape[0], 3)
+    loss, grad = cb.loss_grad(net, params, X, Y, sw, 1e-3)
+    assert not np.isfinite(loss) or not np.isfinite(grad).all()
+    state = OptState("adam", net.n_params, net.dtype, 1e-3)
+    mean = cb.train_epoch(net, params, state, X, Y, sw, np.arange(40), 7, Hyper())
+    assert not np.isfinite(mean) or not np.isfinite(params).all()
+
+
+def test_non_finite_inputs_do_not_crash():
+    net, params, X, Y, _ = small_problem(activation="maxout")
+    X[0, 0] = np.nan
+    X[1, 1] = np.inf
+    out = cb.forward(net, params, X)
+    assert np.isfinite(out[2:]).all()
+    state = OptState("sgd", net.n_params, net.dtype, 0.1)
+    cb.train_epoch(net, params, state, X, Y, None, np.arange(40), 4, Hyper())
+
+
+def test_bad_arguments_raise():
+    net, params, X, Y, _ = small_problem()
+    state = OptState("sgd", net.n_params, net.dtype, 0.1)
+    with pytest.raises(ValueError):
+        cb.train_epoch(net, params, state, X, Y, None, np.array([0, 40]), 4, Hyper())
+    with pytest.raises(ValueError):
+        cb.train_epoch(net, params.astype(np.float32), state, X, Y, None, np.arange(4), 4, Hyper())
+    with pytest.raises(ValueError):
+        cb.forward(net, params, X[:, :5])
+
+
+# ---------------------------------------------------------- debug build
+
+
+@pytest.mark.skipif(not cb.DEBUG, reason="release build (FASTBP_DEBUG=0)")
+def test_debug_build_checks_bounds():
+    with pytest.raises(IndexError):
+        cb._debug_index_probe()
+
+
+@pytest.mark.skipif(
+    os.environ.get("FASTBP_EXPECT_DEBUG") != "1",
+    reason="set FASTBP_EXPECT_DEBUG=1 when testing a FASTBP_DEBUG=1 build",
+)
+def test_expected_debug_build():
+    assert cb.DEBUG, "FASTBP_EXPECT_DEBUG=1 but the extension is a release build"
+
+
+# ------------------------------------------------ GIL and KeyboardInterrupt
+
+
+def long_problem(n_repeats):
+    """784-64-10 relu network on 500 rows; an epoch visits them n_repeats times."""
+    rng = np.random.RandomState(0)
+    net = Network([784, 64, 10], "relu", "softmax", "log_loss", dtype=np.float64)
+    params = net.init_params(rng)
+    X = rng.rand(500, 784)
+    Y = np.eye(10)[rng.randint(10, size=500)]
+    order = np.tile(np.arange(500, dtype=np.intp), n_repeats)
+    return net, params, X, Y, order
+
+
+def epoch_seconds(n_repeats):
+    net, params, X, Y, order = long_problem(n_repeats)
+    state = OptState("adam", net.n_params, net.dtype, 1e-4)
+    t0 = time.perf_counter()
+    cb.train_epoch(net, params, state, X, Y, None, order, 32, Hyper())
+    return time.perf_counter() - t0
+
+
+def test_train_epoch_releases_the_gil():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        per_repeat = epoch_seconds(2) / 2
+        n_repeats = max(2, int(0.4 / per_repeat))  # an epoch of ~0.4 s
+        net, params, X, Y, order = long_problem(n_repeats)
+        state = OptState("adam", net.n_params, net.dtype, 1e-4)
+
+        counter = [0]
+        stop = threading.Event()
+
+        def count():
+            while not stop.is_set():
+                counter[0] += 1
+
+        # the counter's rate with the main thread idle
+        thread = threading.Thread(target=count)
+        thread.start()
+        time.sleep(0.1)
+        c0 = counter[0]
+        time.sleep(0.2)
+        idle_rate = (counter[0] - c0) / 0.2
+
+        c0 = counter[0]
+        t0 = time.perf_counter()
+        cb.train_epoch(net, params, state, X, Y, None, order, 32, Hyper())
+        elapsed = time.perf_counter() - t0
+        during = counter[0] - c0
+        stop.set()
+        thread.join()
+    # Holding the GIL, the counter would be stuck for the whole epoch. On a
+    # busy 2-core machine the counter thread shares a core: ask for 10%.
+    assert elapsed > 0.1
+    assert during > 0.1 * idle_rate * elapsed, (during, idle_rate, elapsed)
+
+
+def test_keyboard_interrupt_stops_the_epoch():
+    per_repeat = epoch_seconds(2) / 2
+    n_repeats = max(4, int(4.0 / per_repeat))  # an epoch of ~4 s
+    net, params, X, Y, order = long_problem(n_repeats)
+    state = OptState("adam", net.n_params, net.dtype, 1e-4)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        cb.train_epoch(net, params, state, X, Y, None, order, 32, Hyper())
+        # (only reached when the epoch ended before the interrupt came)
+        time.sleep(5)
+    elapsed = time.perf_counter() - t0
+    timer.join()
+    expected = per_repeat * n_repeats
+    assert elapsed < 0.2 + 0.25 * expected, (elapsed, expected)
+    # the optimizer state counts the batches that did run
+    assert 0 < state.t < len(order) // 32 + 1
+
+
+# ----------------------------------------------------------------- stub
+
+
+def test_stub_matches_module():
+    import ast
+    import inspect
+    from pathlib import Path
+
+    stub = Path(cb.__file__).with_name("_cython_backend.pyi")
+    if not stub.exists():
+        stub = Path(__file__).parents[1] / "fastbp" / "_cython_backend.pyi"
+    tree = ast.parse(stub.read_text())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert {"forward", "loss_grad", "train_epoch"} <= set(functions)
+    for fname, node in functions.items():
+        params = [a.arg for a in node.args.args]
+        assert params == list(inspect.signature(getattr(cb, fname)).parameters), fname
+    public = {n for n in dir(cb) if not n.startswith("_") and callable(getattr(cb, n))}
+    assert public <= set(functions) | {"np", "sp"}
