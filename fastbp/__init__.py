@@ -6,6 +6,7 @@ typed Cython kernels, plus the public ``backprop`` function.
 
 from .estimators import BPClassifier, BPRegressor
 from .gradients import backprop
+from .plotting import plot_loss_curve  # matplotlib is imported on first call
 
-__all__ = ["BPClassifier", "BPRegressor", "backprop"]
+__all__ = ["BPClassifier", "BPRegressor", "backprop", "plot_loss_curve"]
 __version__ = "0.1.0"

@@ -14,6 +14,8 @@ same ``random_state`` gives the same model. Deliberate differences:
   outputs, scikit-learn issue #8349);
 * ``BPRegressor.partial_fit`` is unavailable with ``solver="lbfgs"``;
 * ``predict_log_proba`` is computed from the logits (log-sum-exp form);
+  it and ``predict_proba`` are floored at the dtype's smallest normal
+  number, so both stay finite and ``log(predict_proba)`` equals it;
 * early stopping stratifies the validation split of every single-label
   classification (scikit-learn stratifies only binary problems);
 * a fit whose weights become non-finite restores the last finite weights
@@ -27,8 +29,9 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import logsumexp
+from scipy.special import expit, logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.callback import CallbackSupportMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -37,6 +40,7 @@ from sklearn.utils import check_random_state, column_or_1d, shuffle
 from sklearn.utils.multiclass import type_of_target, unique_labels
 
 from . import activations as act
+from ._callbacks import FitCallbacks, LbfgsBridge
 from ._compat import (
     Interval,
     Options,
@@ -61,7 +65,7 @@ NONFINITE_MSG = (
 )
 
 
-class _BaseBP(BaseEstimator, ABC):
+class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
     """Shared base of BPClassifier and BPRegressor. Not for direct use."""
 
     _parameter_constraints: dict = {
@@ -208,7 +212,8 @@ class _BaseBP(BaseEstimator, ABC):
             self._set_buffer(net, params)
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: on Python >= 3.11 object.__getstate__ returns the live __dict__.
+        state = dict(super().__getstate__())
         # coefs_/intercepts_ carry the values; the buffer is rebuilt on load.
         state.pop("_params", None)
         return state
@@ -231,6 +236,9 @@ class _BaseBP(BaseEstimator, ABC):
         if sp.issparse(X):
             X = sp.csr_matrix(X)
             X.sort_indices()
+            # intp indices once per fit, so no backend converts them per epoch.
+            X.indices = X.indices.astype(np.intp, copy=False)
+            X.indptr = X.indptr.astype(np.intp, copy=False)
             return X
         return np.ascontiguousarray(X)
 
@@ -289,10 +297,16 @@ class _BaseBP(BaseEstimator, ABC):
         backend = get_backend(self.backend)
         self.backend_ = backend.name
 
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(backend, X, Y, sample_weight, incremental)
+        stochastic = self.solver in _STOCHASTIC_SOLVERS
+        callbacks = FitCallbacks(  # sklearn.callback hooks, see _callbacks.py
+            self, X, Y, sample_weight,
+            max_subtasks=(1 if incremental else self.max_iter) if stochastic else self.max_iter + 1,
+        )
+        if stochastic:
+            self._fit_stochastic(backend, X, Y, sample_weight, incremental, callbacks)
         else:
-            self._fit_lbfgs(backend, X, Y, sample_weight)
+            self._fit_lbfgs(backend, X, Y, sample_weight, callbacks)
+        callbacks.end_fit(X, Y, sample_weight)
 
         if not np.isfinite(self._params).all():
             raise ValueError(NONFINITE_MSG)
@@ -308,12 +322,13 @@ class _BaseBP(BaseEstimator, ABC):
             epsilon=float(self.epsilon),
         )
 
-    def _fit_lbfgs(self, backend, X, Y, sample_weight):
+    def _fit_lbfgs(self, backend, X, Y, sample_weight, callbacks=None):
         net, params = self._net, self._params
         grad = np.empty_like(params)
         alpha = float(self.alpha)
         last_good = params.astype(np.float64)
         self.loss_curve_ = []
+        bridge = LbfgsBridge(callbacks, X, Y, sample_weight, params) if callbacks else None
 
         def fun(x):
             params[...] = x
@@ -325,11 +340,17 @@ class _BaseBP(BaseEstimator, ABC):
             self.loss_curve_.append(float(intermediate_result.fun))
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (len(self.loss_curve_), intermediate_result.fun))
+            if bridge is not None:
+                self.n_iter_ = len(self.loss_curve_)
+                if bridge(intermediate_result.x):
+                    bridge.stopped = True
+                    raise StopIteration  # a callback asked to stop
 
         try:
             res = minimize_lbfgs(
                 fun, params.astype(np.float64), max_iter=self.max_iter,
                 max_fun=self.max_fun, tol=self.tol, callback=callback,
+                work=X.shape[0] * net.n_coefs,
             )
         except KeyboardInterrupt:
             params[...] = last_good
@@ -337,16 +358,24 @@ class _BaseBP(BaseEstimator, ABC):
             self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else np.nan
             warnings.warn("Training interrupted by user.")
             return
-        self.n_iter_ = _check_optimize_result("lbfgs", res, self.max_iter)
+        finally:
+            if bridge is not None:
+                bridge.close()
+        if bridge is not None and bridge.stopped:  # no ConvergenceWarning then
+            self.n_iter_ = len(self.loss_curve_)
+        else:
+            self.n_iter_ = _check_optimize_result("lbfgs", res, self.max_iter)
         self.loss_ = float(res.fun)
         params[...] = res.x
-        if not np.isfinite(params).all():
+        # A non-finite loss is a diverged fit too (L-BFGS-B then stops with
+        # finite but meaningless weights), as in the stochastic path.
+        if not (np.isfinite(params).all() and np.isfinite(res.fun)):
             params[...] = last_good
             if not np.isfinite(params).all():
                 self._params[...] = self._best_params
             raise ValueError(NONFINITE_MSG)
 
-    def _fit_stochastic(self, backend, X, Y, sample_weight, incremental):
+    def _fit_stochastic(self, backend, X, Y, sample_weight, incremental, callbacks=None):
         net, params = self._net, self._params
         state = getattr(self, "_opt_state", None)
         if (
@@ -411,6 +440,8 @@ class _BaseBP(BaseEstimator, ABC):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 snapshot[...] = params
+                if callbacks:
+                    callbacks.begin_iteration(X_train, Y_train, sw_train)
                 in_epoch = True
                 loss = backend.train_epoch(
                     net, params, state, X_train, Y_train, sw_train, sample_idx,
@@ -429,6 +460,8 @@ class _BaseBP(BaseEstimator, ABC):
 
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
                 state.iteration_ends(self.t_)
+                if callbacks and callbacks.end_iteration(X_train, Y_train, sw_train):
+                    break  # a callback asked to stop (between epochs only)
 
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
@@ -505,6 +538,25 @@ class _BaseBP(BaseEstimator, ABC):
             The fitted estimator.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def to_sklearn(self):
+        """Return an equivalent fitted scikit-learn MLPClassifier / MLPRegressor.
+
+        See :func:`fastbp.interop.to_sklearn`.
+
+        Returns
+        -------
+        mlp : MLPClassifier or MLPRegressor
+            Fitted, with copies of the weights; predicts what this model does.
+
+        Raises
+        ------
+        ValueError
+            For "softplus" / "maxout" units, which scikit-learn does not have.
+        """
+        from .interop import to_sklearn
+
+        return to_sklearn(self)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -791,12 +843,15 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         proba : ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self)
-        y_pred = self._forward(X)
         if self.n_outputs_ == 1:
-            y_pred = y_pred.ravel()
-        if y_pred.ndim == 1:
-            return np.vstack([1 - y_pred, y_pred]).T
-        return y_pred
+            # 1 - p from the logit: exact where p rounds to 1.
+            h = self._forward(X, logits=True).ravel()
+            y_pred = np.vstack([expit(-h), expit(h)]).T
+        else:
+            y_pred = self._forward(X)
+        # Never exactly 0, so that log(predict_proba) stays finite and equals
+        # predict_log_proba (both floored at the dtype's smallest normal).
+        return np.maximum(y_pred, np.finfo(y_pred.dtype).tiny, out=y_pred)
 
     def predict_log_proba(self, X):
         """Log of the class probabilities, computed from the logits so that
@@ -813,12 +868,14 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         check_is_fitted(self)
         H = self._forward(X, logits=True)
         if self.out_activation_ == "softmax":
-            return H - logsumexp(H, axis=1, keepdims=True)
-        # logistic: log p = -log(1 + e^-h), log(1 - p) = -log(1 + e^h)
-        log_p = -np.logaddexp(0, -H)
-        if self.n_outputs_ == 1:
-            return np.hstack([-np.logaddexp(0, H), log_p])
-        return log_p
+            log_p = H - logsumexp(H, axis=1, keepdims=True)
+        else:
+            # logistic: log p = -log(1 + e^-h), log(1 - p) = -log(1 + e^h)
+            log_p = -np.logaddexp(0, -H)
+            if self.n_outputs_ == 1:
+                log_p = np.hstack([-np.logaddexp(0, H), log_p])
+        # The floor of predict_proba, so the two agree everywhere.
+        return np.maximum(log_p, np.log(np.finfo(log_p.dtype).tiny), out=log_p)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,0 +1,160 @@
+"""The activation table: values, derivatives, overflow safety, aliases."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from fastbp import activations as act
+from fastbp import backprop
+
+H_EXTREME = np.array([[-1e4, -800.0, -710.0, -40.0, -1.0, -1e-300, 0.0, 1e-300, 1.0, 40.0, 710.0, 800.0, 1e4]])
+
+SMOOTH = ["identity", "logistic", "tanh", "softplus"]
+
+
+def _reference(name, h):
+    with np.errstate(all="ignore"):
+        return {
+            "identity": h,
+            "logistic": np.where(h >= 0, 1 / (1 + np.exp(-h)), np.exp(h) / (1 + np.exp(h))),
+            "tanh": np.tanh(h),
+            "relu": np.maximum(h, 0),
+            "softplus": np.where(h > 30, h + np.log1p(np.exp(-np.abs(h))), np.log1p(np.exp(np.minimum(h, 30)))),
+        }[name]
+
+
+def _reference_derivative(name, h):
+    with np.errstate(all="ignore"):
+        sig = np.where(h >= 0, 1 / (1 + np.exp(-h)), np.exp(h) / (1 + np.exp(h)))
+        return {
+            "identity": np.ones_like(h),
+            "logistic": sig * (1 - sig),
+            "tanh": 1 - np.tanh(h) ** 2,
+            "relu": (h > 0).astype(float),
+            "softplus": sig,
+        }[name]
+
+
+@pytest.mark.parametrize("name", ["identity", "logistic", "tanh", "relu", "softplus"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forward_and_derivative_are_finite_without_warnings_for_huge_inputs(name, dtype):
+    H = H_EXTREME.astype(dtype)
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        Z = act.FORWARD[name](H.copy())
+        D = act.DERIVATIVE[name](Z, np.ones_like(Z))
+    assert Z.dtype == dtype and D.dtype == dtype
+    assert np.isfinite(Z).all() and np.isfinite(D).all()
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    assert_allclose(Z, _reference(name, H.astype(np.float64)).astype(dtype), rtol=rtol, atol=1e-300)
+    assert_allclose(D, _reference_derivative(name, H.astype(np.float64)).astype(dtype), rtol=max(rtol, 1e-9), atol=1e-300)
+
+
+def test_logistic_saturates_to_exact_limits():
+    Z = act.logistic(H_EXTREME.copy())
+    assert Z[0, 0] == 0.0 and Z[0, -1] == 1.0
+    assert Z[0, 6] == 0.5
+
+
+def test_softplus_is_h_for_large_h_and_exp_h_for_very_negative_h():
+    Z = act.softplus(np.array([[1e4, 50.0, -50.0, -800.0]]))
+    assert Z[0, 0] == 1e4
+    assert Z[0, 1] == pytest.approx(50.0, rel=1e-15)
+    assert Z[0, 2] == pytest.approx(np.exp(-50.0), rel=1e-12)
+    assert Z[0, 3] == 0.0
+
+
+def test_softplus_derivative_is_accurate_for_small_outputs():
+    # sigmoid(h) for h = -30 is ~9.4e-14; 1 - exp(-Z) loses it, -expm1(-Z) not.
+    h = np.array([[-30.0]])
+    Z = act.softplus(h.copy())
+    D = act.softplus_derivative(Z, np.ones_like(Z))
+    assert D[0, 0] == pytest.approx(1 / (1 + np.exp(30.0)), rel=1e-12)
+
+
+def test_softmax_is_overflow_safe_and_sums_to_one():
+    H = np.array([[1e4, 0.0, -1e4], [800.0, 800.0, 799.0], [-1e4, -1e4, -1e4]])
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        P = act.softmax(H.copy())
+    assert np.isfinite(P).all()
+    assert_allclose(P.sum(axis=1), 1.0)
+    assert_allclose(P[0], [1.0, 0.0, 0.0])
+    assert_allclose(P[2], [1 / 3] * 3)
+
+
+def test_log_losses_clip_probabilities_at_dtype_eps():
+    y = np.array([[1.0, 0.0]])
+    z = np.array([[0.0, 1.0]])
+    with np.errstate(all="raise", under="ignore"):
+        mc = act.multiclass_log_loss(y, z.copy(), None)
+        bl = act.binary_log_loss(y, z.copy(), None)
+    eps = np.finfo(np.float64).eps
+    assert mc[0] == pytest.approx(-np.log(eps))
+    assert bl[0] == pytest.approx(-2 * np.log(eps))
+    z32 = z.astype(np.float32)
+    assert act.multiclass_log_loss(y.astype(np.float32), z32, None)[0] == pytest.approx(
+        -np.log(np.finfo(np.float32).eps), rel=1e-6
+    )
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu", "softplus", "maxout"])
+@pytest.mark.parametrize("out_activation,loss", [("softmax", "log_loss"), ("logistic", "log_loss"), ("logistic", "squared_error")])
+def test_backprop_with_huge_preactivations_is_finite_and_silent(backend, activation, out_activation, loss):
+    # |h| reaches ~1e4 in both layers.
+    X = np.array([[1.0, -1.0], [-2.0, 0.5], [0.3, 2.0]]) * 100.0
+    k = 2 if activation == "maxout" else 1
+    W1 = np.array([[30.0, -25.0, 10.0, -40.0], [-20.0, 35.0, -30.0, 15.0]])[:, : 2 * k]
+    W2 = np.array([[40.0, -40.0], [-35.0, 30.0]])
+    n_out = 2 if out_activation == "softmax" else 2
+    y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])[:, :n_out]
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        loss_value, dW, db = backprop(
+            X, y, [W1, W2], [np.zeros(2 * k), np.zeros(2)], activation=activation,
+            out_activation=out_activation, loss=loss, alpha=1e-3,
+            maxout_pieces=2, backend=backend,
+        )
+    assert np.isfinite(loss_value)
+    for g in dW + db:
+        assert np.isfinite(g).all()
+
+
+def test_sigmoid_is_an_alias_of_logistic():
+    assert act.canonical("sigmoid") == "logistic"
+    assert act.canonical("tanh") == "tanh"
+    X = np.random.RandomState(0).normal(size=(4, 3))
+    y = np.random.RandomState(1).normal(size=(4, 1))
+    coefs = [np.full((3, 2), 0.3), np.full((2, 1), -0.2)]
+    intercepts = [np.zeros(2), np.zeros(1)]
+    a = backprop(X, y, coefs, intercepts, activation="sigmoid", out_activation="sigmoid", backend="numpy")
+    b = backprop(X, y, coefs, intercepts, activation="logistic", out_activation="logistic", backend="numpy")
+    assert a[0] == b[0]
+    for g, h in zip(a[1] + a[2], b[1] + b[2]):
+        assert_allclose(g, h, rtol=0, atol=0)
+
+
+def test_tables_cover_every_public_activation():
+    for name in act.HIDDEN_ACTIVATIONS:
+        assert name in act.CODES
+        if name != "maxout":
+            assert name in act.FORWARD and name in act.DERIVATIVE
+    for name in act.OUT_ACTIVATIONS:
+        assert name in act.FORWARD
+    assert len(set(act.CODES.values())) == len(act.CODES)
+
+
+@pytest.mark.parametrize(
+    "out_activation,loss",
+    [("softmax", "squared_error"), ("identity", "log_loss"), ("identity", "poisson"), ("tanh", "log_loss"), ("exp", "hinge")],
+)
+def test_impossible_pairings_are_value_errors(out_activation, loss):
+    with pytest.raises(ValueError, match="loss|out_activation"):
+        act.check_pairing(out_activation, loss)
+
+
+def test_softmax_needs_two_outputs():
+    with pytest.raises(ValueError, match="2 outputs"):
+        act.check_pairing("softmax", "log_loss", n_outputs=1)

@@ -1,0 +1,98 @@
+"""Network: layer shapes, the one flat parameter buffer and its views,
+packing, and scikit-learn's initialisation."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from fastbp.network import Network
+
+
+def test_flat_buffer_layout_is_weights_then_biases_like_sklearn_pack():
+    net = Network([3, 4, 2], "relu", "identity", "squared_error")
+    params = np.arange(net.n_params, dtype=float)
+    coefs, intercepts = net.views(params)
+    assert [c.shape for c in coefs] == [(3, 4), (4, 2)]
+    assert [b.shape for b in intercepts] == [(4,), (2,)]
+    assert net.n_params == 3 * 4 + 4 * 2 + 4 + 2
+    assert net.n_coefs == 20
+    # scikit-learn's _pack: hstack of raveled coefs_ then intercepts_.
+    assert_array_equal(np.hstack([a.ravel() for a in coefs + intercepts]), params)
+
+
+def test_views_share_memory_with_the_buffer():
+    net = Network([2, 3, 1], "tanh", "logistic", "log_loss")
+    params = np.zeros(net.n_params)
+    coefs, intercepts = net.views(params)
+    coefs[1][2, 0] = 5.0
+    intercepts[0][1] = -1.0
+    assert params[net.coef_offsets[1] + 2] == 5.0
+    assert params[net.intercept_offsets[0] + 1] == -1.0
+    params[0] = 7.0
+    assert coefs[0][0, 0] == 7.0
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_maxout_hidden_layers_have_units_times_k_columns(k):
+    net = Network([5, 4, 3, 2], "maxout", "softmax", "log_loss", maxout_pieces=k)
+    assert net.coef_shapes == [(5, 4 * k), (4, 3 * k), (3, 2)]
+    coefs, intercepts = net.views(np.zeros(net.n_params))
+    assert [b.shape[0] for b in intercepts] == [4 * k, 3 * k, 2]
+
+
+def test_maxout_pieces_are_ignored_for_other_activations():
+    net = Network([5, 4, 2], "relu", "identity", "squared_error", maxout_pieces=3)
+    assert net.coef_shapes == [(5, 4), (4, 2)]
+
+
+def test_pack_round_trips_and_checks_shapes():
+    net = Network([3, 2, 2], "logistic", "logistic", "squared_error")
+    rng = np.random.RandomState(0)
+    coefs = [rng.normal(size=(3, 2)), rng.normal(size=(2, 2))]
+    intercepts = [rng.normal(size=2), rng.normal(size=2)]
+    params = net.pack(coefs, intercepts)
+    c2, b2 = net.views(params)
+    for a, b in zip(coefs + intercepts, c2 + b2):
+        assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"coefs\[1\] has shape"):
+        net.pack([coefs[0], np.zeros((3, 2))], intercepts)
+    with pytest.raises(ValueError, match=r"intercepts\[0\] has shape"):
+        net.pack(coefs, [np.zeros(3), intercepts[1]])
+    with pytest.raises(ValueError, match="Expected 2"):
+        net.pack(coefs[:1], intercepts[:1])
+
+
+@pytest.mark.parametrize("activation", ["relu", "logistic", "sigmoid", "tanh"])
+def test_init_params_draws_exactly_as_sklearn(activation):
+    layer_units = [4, 6, 5, 3]
+    net = Network(layer_units, activation, "softmax", "log_loss")
+    params = net.init_params(np.random.RandomState(42))
+    rs = np.random.RandomState(42)
+    factor = 2.0 if activation in ("logistic", "sigmoid") else 6.0
+    expected = []
+    for fi, fo in zip(layer_units[:-1], layer_units[1:]):
+        bound = np.sqrt(factor / (fi + fo))
+        expected.append((rs.uniform(-bound, bound, (fi, fo)), rs.uniform(-bound, bound, fo)))
+    coefs, intercepts = net.views(params)
+    for (W, b), c, i in zip(expected, coefs, intercepts):
+        assert_array_equal(c, W)
+        assert_array_equal(i, b)  # biases are random too, as in scikit-learn
+
+
+def test_init_params_float32_buffer():
+    net = Network([4, 3, 2], "relu", "identity", "squared_error", dtype=np.float32)
+    params = net.init_params(np.random.RandomState(0))
+    assert params.dtype == np.float32
+    assert params.shape == (net.n_params,)
+    c64 = Network([4, 3, 2], "relu", "identity", "squared_error").init_params(np.random.RandomState(0))
+    assert_array_equal(params, c64.astype(np.float32))
+
+
+def test_canonical_output_pairs_and_codes():
+    assert Network([2, 2], "relu", "identity", "squared_error").canonical_output
+    assert Network([2, 2], "relu", "softmax", "log_loss").canonical_output
+    assert Network([2, 1], "relu", "exp", "poisson").canonical_output
+    assert not Network([2, 2], "relu", "logistic", "squared_error").canonical_output
+    net = Network([2, 2, 2], "sigmoid", "logistic", "log_loss")
+    assert net.activation == "logistic"
+    assert net.n_layers == 3 and net.n_weight_layers == 2

@@ -1,0 +1,64 @@
+"""scikit-learn's estimator checks over both estimators in several
+configurations (default, tanh, softplus, maxout, sgd, lbfgs, float-heavy
+options), the default one on every backend."""
+
+import pytest
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fastbp import BPClassifier, BPRegressor
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
+# The sample-weight equivalence checks compare a weighted fit with a fit on
+# repeated rows; like scikit-learn (instance_generator.py) they need a
+# configuration where the two are the same optimisation problem.
+SW_EQUIVALENCE_PARAMS = {
+    BPClassifier: dict(solver="lbfgs"),
+    BPRegressor: dict(solver="sgd", tol=1e-2, random_state=42),
+}
+SW_EQUIVALENCE_CHECKS = (
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weight_equivalence_on_sparse_data",
+)
+
+
+def _check_name(check):
+    return getattr(check, "func", check).__name__
+
+
+def _run(estimator, check):
+    if _check_name(check) in SW_EQUIVALENCE_CHECKS:
+        estimator = clone(estimator).set_params(**SW_EQUIVALENCE_PARAMS[type(estimator)])
+    check(estimator)
+
+
+# sklearn's own test configuration for its MLPs is max_iter=100.
+DEFAULTS = [BPClassifier(max_iter=100), BPRegressor(max_iter=100)]
+
+
+@parametrize_with_checks(DEFAULTS)
+def test_default_config_passes_sklearn_checks(estimator, check, backend):
+    _run(clone(estimator).set_params(backend=backend), check)
+
+
+# Smaller networks and a larger step than the defaults keep these fast; each
+# still has to pass check_classifiers_train / check_regressors_train.
+_FAST = dict(hidden_layer_sizes=(20,), learning_rate_init=0.01, max_iter=40, backend="numpy")
+CONFIGS = [
+    BPClassifier(activation="tanh", **_FAST),
+    BPRegressor(activation="tanh", **_FAST),
+    BPClassifier(activation="softplus", **_FAST),
+    BPRegressor(activation="softplus", **_FAST),
+    BPClassifier(activation="maxout", **{**_FAST, "hidden_layer_sizes": (10,)}),
+    BPRegressor(activation="maxout", maxout_pieces=3, **{**_FAST, "hidden_layer_sizes": (10,)}),
+    BPClassifier(solver="sgd", **{**_FAST, "learning_rate_init": 0.1}),
+    BPRegressor(solver="sgd", **_FAST),
+    BPClassifier(solver="lbfgs", hidden_layer_sizes=(20,), max_iter=100, backend="numpy"),
+    BPRegressor(solver="lbfgs", hidden_layer_sizes=(20,), max_iter=100, backend="numpy"),
+]
+
+
+@parametrize_with_checks(CONFIGS)
+def test_config_passes_sklearn_checks(estimator, check):
+    _run(estimator, check)
