@@ -1,0 +1,47 @@
+"""Threading: two fits in two Python threads (BLAS limited to 1 thread each
+via threadpoolctl) vs one after the other, and GridSearchCV(n_jobs=2) with
+joblib's threading backend vs n_jobs=1. Target: >= 1.6x. 784 dense
+features, 256 relu, 10 classes, adam, batch 256, one epoch per fit."""
+
+import numpy as np
+import pytest
+from bench_utils import RESULTS, backend_params, cached, require
+
+from fastbp import _bench
+
+
+def _make(backend):
+    return lambda: _bench.make_classifier(backend, (256,), batch_size=256, max_iter=1)
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("backend", backend_params(("cython", "numpy", "sklearn")))
+def test_two_fits_two_threads(benchmark, backend, sizes):
+    require(backend)
+    n = sizes["thread_rows"]
+    X, y = cached(("threads", n), lambda: _bench.make_dense(n, 784, 10, np.float32, seed=4))
+    box = []
+    benchmark.pedantic(lambda: box.append(_bench.two_fits_threads(_make(backend), X, y)),
+                       rounds=1, iterations=1)
+    serial, parallel = box[-1]
+    rec = dict(kind="two_fits", backend=backend, serial_s=serial, parallel_s=parallel,
+               speedup=serial / parallel)
+    benchmark.extra_info.update(rec)
+    RESULTS["threading"].append(rec)
+
+
+@pytest.mark.parametrize("backend", backend_params(("cython", "numpy", "sklearn")))
+def test_gridsearch_threading(benchmark, backend, sizes):
+    require(backend)
+    n = sizes["grid_rows"]
+    X, y = cached(("grid", n), lambda: _bench.make_dense(n, 784, 10, np.float32, seed=6))
+    box = []
+    benchmark.pedantic(
+        lambda: box.append(_bench.gridsearch_threads(_make(backend), X, y,
+                                                     {"alpha": [1e-4, 1e-3]})),
+        rounds=1, iterations=1)
+    one, two = box[-1]
+    rec = dict(kind="gridsearch", backend=backend, serial_s=one, parallel_s=two,
+               speedup=one / two)
+    benchmark.extra_info.update(rec)
+    RESULTS["threading"].append(rec)
