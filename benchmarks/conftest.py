@@ -28,7 +28,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # bench_utils
     sys.path.insert(0, _HERE)
 if importlib.util.find_spec("fastbp") is None:  # not installed: the source tree
-    sys.path.insert(0, os.path.dirname(_HERE))
+    sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "src"))
 
 from bench_utils import DTYPES, RESULTS, SIZES  # noqa: E402, F401
 

@@ -343,7 +343,7 @@ def test_stub_matches_module():
 
     stub = Path(cb.__file__).with_name("_cython_backend.pyi")
     if not stub.exists():
-        stub = Path(__file__).parents[1] / "fastbp" / "_cython_backend.pyi"
+        stub = Path(__file__).parents[1] / "src" / "fastbp" / "_cython_backend.pyi"
     tree = ast.parse(stub.read_text())
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert {"forward", "loss_grad", "train_epoch"} <= set(functions)
