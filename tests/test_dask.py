@@ -11,12 +11,10 @@ Skipped, with the reason, only when dask is not installed; CI installs the
 ``fastbp[dask]`` extra so these run there.
 """
 
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 from fastbp import BPClassifier, BPRegressor
@@ -28,11 +26,7 @@ da = pytest.importorskip(
 from fastbp.dask import partial_fit_chunks  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _search():

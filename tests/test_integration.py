@@ -4,7 +4,6 @@ Pipeline, GridSearchCV, RandomizedSearchCV, cross_validate, clone, metadata
 routing of sample_weight, and the notebook HTML repr.
 """
 
-import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ import sklearn
 from scipy.stats import loguniform
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_regression
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import (
     GridSearchCV,
     KFold,
@@ -26,11 +24,7 @@ from sklearn.utils import estimator_html_repr
 from fastbp import BPClassifier, BPRegressor
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")

@@ -7,24 +7,18 @@ activations scikit-learn does not have.
 
 import io
 import pickle
-import warnings
 
 import joblib
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_regression
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from fastbp import BPClassifier, BPRegressor
 from fastbp.backends import cython_available
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
