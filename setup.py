@@ -36,7 +36,7 @@ compile_args += ["-fno-math-errno", "-ffp-contract=off"]
 extensions = [
     Extension(
         "fastbp._cython_backend",
-        ["src/fastbp/_cython_backend.pyx"],
+        ["fastbp/_cython_backend.pyx"],
         include_dirs=[numpy.get_include()],
         define_macros=[
             ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),

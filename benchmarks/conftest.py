@@ -16,23 +16,14 @@ the cases marked ``quick`` (float32, one or a few cases per topic, no torch)
 and shrinks every data set; CI runs it so the suite cannot rot.
 """
 
-import importlib.util
-import os
-import sys
 from collections import defaultdict
 
 import numpy as np
 import pytest
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:  # bench_utils
-    sys.path.insert(0, _HERE)
-if importlib.util.find_spec("fastbp") is None:  # not installed: the source tree
-    sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "src"))
+from bench_utils import DTYPES, RESULTS, SIZES  # noqa: F401
 
-from bench_utils import DTYPES, RESULTS, SIZES  # noqa: E402, F401
-
-from fastbp import _bench  # noqa: E402
+from fastbp import _bench
 
 
 def pytest_addoption(parser):

@@ -20,7 +20,7 @@ BACKENDS = ("auto", "cython", "numpy")
 _BUILD_HINT = (
     "The compiled backend of fastbp is not available ({err}). Reinstall fastbp "
     "from source with a C compiler present, e.g. `pip install --force-reinstall "
-    "--no-deps .` in the source tree."
+    "--no-deps -e .` in the source tree."
 )
 
 _warned_fallback = False

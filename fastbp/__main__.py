@@ -314,7 +314,7 @@ def train(args, out=None):
     if args.backend == "cython" and not cython_available():
         raise UsageError(
             "--backend cython: the compiled backend is not built "
-            "(python setup.py build_ext --inplace, or pip install .)"
+            "(pip install -e . from a clone, with a C compiler)"
         )
     dtype = np.dtype(args.dtype)
 
