@@ -12,7 +12,7 @@ live in the backends because they change the array's shape.
 """
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, logsumexp
 
 # Integer codes shared with the compiled kernels (see _cython_backend.pyx).
 IDENTITY, LOGISTIC, TANH, RELU, SOFTPLUS, MAXOUT, EXP, SOFTMAX = range(8)
@@ -216,3 +216,37 @@ def check_pairing(out_activation, loss, n_outputs=None):
         raise ValueError("out_activation='softmax' is only paired with log_loss.")
     if out_activation == "softmax" and n_outputs is not None and n_outputs < 2:
         raise ValueError("out_activation='softmax' needs at least 2 outputs.")
+
+
+# ---------------------------------------------------------- probabilities
+# Class probabilities are floored at the dtype's smallest normal number, so
+# log(predict_proba) stays finite and equals predict_log_proba.
+
+
+def floor_proba(P):
+    """Floor probabilities (in place) at the dtype's smallest normal number."""
+    return np.maximum(P, np.finfo(P.dtype).tiny, out=P)
+
+
+def binary_proba(H):
+    """``[1 - p, p]`` from the logits ``H`` of shape (n, 1) of one logistic
+    output; ``1 - p = expit(-h)`` is exact where ``p`` rounds to 1."""
+    h = H[:, 0]
+    P = np.empty((H.shape[0], 2), dtype=H.dtype)
+    expit(-h, out=P[:, 0])
+    expit(h, out=P[:, 1])
+    return floor_proba(P)
+
+
+def log_proba_from_logits(H, out_activation):
+    """Log class probabilities from the output logits ``H``, in log-sum-exp
+    form so saturated outputs stay finite; floored as :func:`floor_proba`.
+    One logistic output (binary) gives the two columns ``[log(1 - p), log p]``."""
+    if out_activation == "softmax":
+        log_p = H - logsumexp(H, axis=1, keepdims=True)
+    else:
+        # logistic: log p = -log(1 + e^-h), log(1 - p) = -log(1 + e^h)
+        log_p = -np.logaddexp(0, -H)
+        if H.shape[1] == 1:
+            log_p = np.hstack([-np.logaddexp(0, H), log_p])
+    return np.maximum(log_p, np.log(np.finfo(log_p.dtype).tiny), out=log_p)

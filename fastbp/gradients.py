@@ -1,15 +1,36 @@
 """``fastbp.backprop``: the algorithm itself, for checking and teaching."""
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils import check_array
 
 from . import activations as act
-from .backends import get_backend
+from ._compat import Interval, StrOptions, _check_sample_weight, validate_params
+from ._validation import check_sparse_structure, csr_for_kernels
+from .backends import BACKENDS, get_backend
 from .network import Network
 
+_ANY_ACTIVATION = set(act.OUT_ACTIVATIONS) | set(act.HIDDEN_ACTIVATIONS) | set(act.ALIASES)
 
+
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        "y": ["array-like"],
+        "coefs": [list, tuple],
+        "intercepts": [list, tuple],
+        "activation": [StrOptions(_ANY_ACTIVATION)],
+        "out_activation": [StrOptions(_ANY_ACTIVATION)],
+        "loss": [StrOptions(set(act.LOSS_CODES))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "sample_weight": ["array-like", None],
+        "maxout_pieces": [Interval(Integral, 2, None, closed="left")],
+        "backend": [StrOptions(set(BACKENDS))],
+    },
+    prefer_skip_nested_validation=True,
+)
 def backprop(
     X,
     y,
@@ -89,75 +110,35 @@ def backprop(
         raise ValueError(
             f"activation must be one of {list(act.HIDDEN_ACTIVATIONS)}, got {activation!r}."
         )
-    if isinstance(maxout_pieces, bool) or not isinstance(maxout_pieces, Integral) or maxout_pieces < 2:
-        raise ValueError(f"maxout_pieces must be an integer >= 2, got {maxout_pieces!r}.")
-    if not isinstance(coefs, (list, tuple)) or not isinstance(intercepts, (list, tuple)):
-        raise TypeError("coefs and intercepts must be lists of arrays.")
-    if len(coefs) == 0 or len(coefs) != len(intercepts):
-        raise ValueError(
-            f"coefs and intercepts must be non-empty lists of equal length, got "
-            f"{len(coefs)} and {len(intercepts)}."
-        )
-    if sp.issparse(X):
-        dtype = np.float32 if X.dtype == np.float32 else np.float64
-        X = sp.csr_matrix(X, dtype=dtype)
-    else:
-        X = np.asarray(X)
-        dtype = np.float32 if X.dtype == np.float32 else np.float64
-        X = np.ascontiguousarray(X, dtype=dtype)
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}.")
-    y = np.ascontiguousarray(y, dtype=dtype)
+    act.check_pairing(out_activation, loss)
+    check_sparse_structure(X)  # before any scipy routine walks its indptr
+    X = check_array(
+        X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), input_name="X",
+    )
+    dtype = X.dtype
+    y = check_array(y, dtype=dtype, ensure_2d=False, input_name="y")
     if y.ndim != 2:
         raise ValueError(f"y must be 2-D of shape (n_samples, n_outputs), got shape {y.shape}.")
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
-    data = X.data if sp.issparse(X) else X
-    if not (np.isfinite(data).all() and np.isfinite(y).all()):
-        raise ValueError("X and y must not contain NaN or infinity.")
-    coefs = [np.asarray(W, dtype=dtype) for W in coefs]
-    intercepts = [np.asarray(b, dtype=dtype) for b in intercepts]
-    for i, (W, b) in enumerate(zip(coefs, intercepts)):
-        if W.ndim != 2 or b.ndim != 1 or W.shape[1] != b.shape[0]:
-            raise ValueError(
-                f"coefs[{i}] of shape {W.shape} and intercepts[{i}] of shape "
-                f"{b.shape} don't fit together."
-            )
-    pieces = maxout_pieces if activation == "maxout" else 1
-    layer_units = [X.shape[1]]
-    for i, W in enumerate(coefs):
-        if W.shape[0] != layer_units[-1]:
-            raise ValueError(
-                f"coefs[{i}] has {W.shape[0]} rows, but the layer before it has "
-                f"{layer_units[-1]} units."
-            )
-        last = i == len(coefs) - 1
-        if not last and W.shape[1] % pieces:
-            raise ValueError(
-                f"coefs[{i}] has {W.shape[1]} columns, not a multiple of "
-                f"maxout_pieces={maxout_pieces}."
-            )
-        layer_units.append(W.shape[1] if last else W.shape[1] // pieces)
-    if layer_units[-1] != y.shape[1]:
+    net, params = Network.from_coefs(
+        coefs, intercepts, activation, out_activation, loss, maxout_pieces, dtype,
+        n_features=X.shape[1],
+    )
+    if net.layer_units[-1] != y.shape[1]:
         raise ValueError(
-            f"The output layer has {layer_units[-1]} units but y has {y.shape[1]} columns."
+            f"The output layer has {net.layer_units[-1]} units but y has {y.shape[1]} columns."
         )
     act.check_pairing(out_activation, loss, y.shape[1])
     if loss == "poisson" and np.any(y < 0):
         raise ValueError("loss='poisson' needs y >= 0.")
-    if not np.isscalar(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a non-negative float, got {alpha!r}.")
     if sample_weight is not None:
-        sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
-        if sample_weight.shape != (X.shape[0],):
-            raise ValueError(
-                f"sample_weight must have shape ({X.shape[0]},), got {sample_weight.shape}."
-            )
-        if not np.isfinite(sample_weight).all() or sample_weight.sum() <= 0:
-            raise ValueError("sample_weight must be finite with a positive sum.")
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
+        if sample_weight.sum() == 0:
+            raise ValueError("Weights sum to zero, can't be normalized (sample_weight).")
+    X = csr_for_kernels(X) if sp.issparse(X) else np.ascontiguousarray(X)
+    y = np.ascontiguousarray(y)
 
-    net = Network(layer_units, activation, out_activation, loss, maxout_pieces, dtype)
-    params = net.pack(coefs, intercepts)
     loss_value, grad = get_backend(backend).loss_grad(
         net, params, X, y, sample_weight, float(alpha)
     )

@@ -67,6 +67,77 @@ class Network:
         self.loss_code = act.LOSS_CODES[self.loss]
         self.canonical_output = (self.out_activation, self.loss) in act.CANONICAL_PAIRS
 
+    @classmethod
+    def from_coefs(
+        cls, coefs, intercepts, activation, out_activation, loss, maxout_pieces=2,
+        dtype=np.float64, *, n_features=None, n_outputs=None,
+        names=("coefs", "intercepts"),
+    ):
+        """The network that lists of weights describe, and their packed buffer.
+
+        The layer sizes are read from the shapes (a maxout hidden layer with
+        ``u`` units has ``u * maxout_pieces`` columns); the values are cast to
+        ``dtype``.
+
+        Parameters
+        ----------
+        coefs, intercepts : list of array-like
+            ``coefs[l]`` of shape (fan_in, fan_out), ``intercepts[l]`` of shape
+            (fan_out,).
+        activation, out_activation, loss, maxout_pieces, dtype
+            As for :class:`Network`.
+        n_features, n_outputs : int, default=None
+            When given, the rows of ``coefs[0]`` and the columns of the last
+            layer must match them.
+        names : tuple of str, default=("coefs", "intercepts")
+            How error messages call the two lists (e.g. ``"coefs_"``).
+
+        Returns
+        -------
+        net : Network
+        params : ndarray of shape (net.n_params,)
+        """
+        cname, iname = names
+        if not isinstance(coefs, (list, tuple)) or not isinstance(intercepts, (list, tuple)):
+            raise TypeError(f"{cname} and {iname} must be lists of arrays.")
+        if len(coefs) == 0 or len(coefs) != len(intercepts):
+            raise ValueError(
+                f"{cname} and {iname} must be non-empty lists of equal length, got "
+                f"{len(coefs)} and {len(intercepts)}."
+            )
+        coefs = [np.asarray(W, dtype=dtype) for W in coefs]
+        intercepts = [np.asarray(b, dtype=dtype) for b in intercepts]
+        pieces = maxout_pieces if act.canonical(activation) == "maxout" else 1
+        layer_units = [coefs[0].shape[0] if n_features is None else n_features]
+        last_index = len(coefs) - 1
+        for i, (W, b) in enumerate(zip(coefs, intercepts, strict=True)):
+            if W.ndim != 2 or b.ndim != 1 or W.shape[1] != b.shape[0]:
+                raise ValueError(
+                    f"{cname}[{i}] of shape {W.shape} and {iname}[{i}] of shape "
+                    f"{b.shape} don't fit together."
+                )
+            if W.shape[0] != layer_units[-1]:
+                before = "X has" if i == 0 else "the layer before it has"
+                unit = "features" if i == 0 else "units"
+                raise ValueError(
+                    f"{cname}[{i}] has {W.shape[0]} rows, but {before} "
+                    f"{layer_units[-1]} {unit}."
+                )
+            last = i == last_index
+            if not last and W.shape[1] % pieces:
+                raise ValueError(
+                    f"{cname}[{i}] has {W.shape[1]} columns, not a multiple of "
+                    f"maxout_pieces={maxout_pieces}."
+                )
+            layer_units.append(W.shape[1] if last else W.shape[1] // pieces)
+        if n_outputs is not None and layer_units[-1] != n_outputs:
+            raise ValueError(
+                f"{cname}[{last_index}] has {layer_units[-1]} columns, but the "
+                f"model has {n_outputs} outputs."
+            )
+        net = cls(layer_units, activation, out_activation, loss, maxout_pieces, dtype)
+        return net, net.pack(coefs, intercepts)
+
     @property
     def n_weight_layers(self):
         return self.n_layers - 1
@@ -123,10 +194,6 @@ class Network:
             W[...] = random_state.uniform(-bound, bound, (fi, fo))
             b[...] = random_state.uniform(-bound, bound, fo)
         return params
-
-    def flops_per_sample(self):
-        """Multiply-adds x 2 of one forward pass for one sample."""
-        return 2 * self.n_coefs
 
     def __repr__(self):
         return (
