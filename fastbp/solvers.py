@@ -56,6 +56,25 @@ class OptState:
         self.v = self.v.astype(dtype)
         return self
 
+    def save(self, into=None):
+        """A copy of the state (into the dict ``into`` when given, reusing its
+        buffers) for :meth:`restore`."""
+        if into is None or into["m"].shape != self.m.shape or into["m"].dtype != self.m.dtype:
+            into = {"m": self.m.copy(), "v": self.v.copy()}
+        else:
+            into["m"][...] = self.m
+            into["v"][...] = self.v
+        into["t"] = self.t
+        into["learning_rate"] = self.learning_rate
+        return into
+
+    def restore(self, saved):
+        """Go back to the state :meth:`save` recorded."""
+        self.m[...] = saved["m"]
+        self.v[...] = saved["v"]
+        self.t = saved["t"]
+        self.learning_rate = saved["learning_rate"]
+
     # ---- schedules, called between epochs by the estimator
     def iteration_ends(self, time_step):
         if self.solver == "sgd" and self.lr_schedule == "invscaling":

@@ -271,7 +271,7 @@ def test_divergence_in_a_warm_started_fit_raises_and_keeps_finite_weights(backen
 def test_user_assigned_coefs_of_the_wrong_shape():
     reg = BPRegressor(**FAST).fit(X, Y_REG)
     reg.coefs_ = [np.zeros((3, 5)), reg.coefs_[1]]
-    with pytest.raises(ValueError, match=r"coefs\[0\] has shape \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"coefs_\[0\] of shape \(3, 5\) and intercepts_\[0\] of shape \(4,\)"):
         reg.predict(X)
 
 

@@ -11,7 +11,8 @@ from numpy.testing import assert_allclose
 from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-import fastbp.estimators as est_module
+import fastbp._base as est_module
+import fastbp._early_stopping as split_module
 from fastbp import BPClassifier, BPRegressor, backprop
 from fastbp.backends import get_backend
 
@@ -361,14 +362,14 @@ def test_predict_log_proba_is_finite_when_saturated_and_equals_log_proba_elsewhe
 
 def test_early_stopping_stratifies_multiclass(backend, monkeypatch):
     calls = []
-    real = est_module.train_test_split
+    real = split_module.train_test_split
 
     def spy(*arrays, **kw):
         out = real(*arrays, **kw)
         calls.append((kw.get("stratify"), out))
         return out
 
-    monkeypatch.setattr(est_module, "train_test_split", spy)
+    monkeypatch.setattr(split_module, "train_test_split", spy)
     rng = np.random.RandomState(0)
     y = np.repeat([0, 1, 2], [60, 30, 10])
     X = rng.normal(size=(100, 4)) + y[:, None]
