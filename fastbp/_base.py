@@ -314,7 +314,22 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
 
         if not np.isfinite(self._params).all():
             raise ValueError(NONFINITE_MSG)
+        if not incremental and self._net.out_activation == "exp":
+            self._warn_if_predictions_overflow(backend, X)
         return self
+
+    def _warn_if_predictions_overflow(self, backend, X):
+        """An exp output overflows with finite weights: a diverged fit can
+        end with finite weights that predict inf on its own training data."""
+        with np.errstate(over="ignore"):
+            Z = backend.forward(self._net, self._params, X)
+        if not np.isfinite(Z).all():
+            warnings.warn(
+                "Training diverged: the fitted model predicts non-finite values "
+                "on its training data. Try a smaller learning_rate_init (now "
+                f"{self.learning_rate_init}) or scale the inputs.",
+                ConvergenceWarning,
+            )
 
     def _hyper(self):
         return Hyper(

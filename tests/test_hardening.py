@@ -105,12 +105,47 @@ def test_finite_divergence_of_a_poisson_regressor_warns(backend):
     assert np.isfinite(reg.loss_)
 
 
-@pytest.mark.parametrize("cls", [BPClassifier, BPRegressor])
-def test_a_converging_fit_does_not_warn_of_divergence(backend, cls):
+class _ExplodingLastEpoch:
+    """The real backend, but the last epoch leaves finite weights whose exp
+    output overflows (as a diverging poisson fit can)."""
+
+    def __init__(self, backend, n):
+        self._b = get_backend(backend)
+        self.name = self._b.name
+        self.calls = 0
+        self.n = n
+
+    def forward(self, *args, **kw):
+        return self._b.forward(*args, **kw)
+
+    def train_epoch(self, net, params, *args, **kw):
+        loss = self._b.train_epoch(net, params, *args, **kw)
+        self.calls += 1
+        if self.calls == self.n:
+            params[-1] = 1e3  # the output bias: exp(1e3) = inf
+        return loss
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_finite_weights_predicting_inf_on_the_training_data_warn(backend, solver, monkeypatch):
+    Xr, yr = make_regression(50, 4, random_state=0)
+    fake = _ExplodingLastEpoch(backend, n=3)
+    monkeypatch.setattr(base_module, "get_backend", lambda name: fake)
+    reg = BPRegressor(loss="poisson", solver=solver, max_iter=3, hidden_layer_sizes=(3,),
+                      random_state=0, backend=backend)
+    with pytest.warns(ConvergenceWarning, match="predicts non-finite values.*learning_rate_init"):
+        reg.fit(Xr, np.abs(yr) / 100)
+    assert np.isinf(reg.predict(Xr)).all()
+
+
+@pytest.mark.parametrize(
+    "cls,params", [(BPClassifier, {}), (BPRegressor, {}), (BPRegressor, {"loss": "poisson"})]
+)
+def test_a_converging_fit_does_not_warn_of_divergence(backend, cls, params):
     Xc, yc = make_classification(200, 8, random_state=0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cls(max_iter=30, random_state=0, backend=backend).fit(Xc, yc)
+        cls(max_iter=30, random_state=0, backend=backend, **params).fit(Xc, yc)
     assert not [w for w in caught if "diverged" in str(w.message)]
 
 
