@@ -17,10 +17,12 @@ same ``random_state`` gives the same model. Deliberate differences:
   it and ``predict_proba`` are floored at the dtype's smallest normal
   number, so both stay finite and ``log(predict_proba)`` equals it;
 * early stopping stratifies the validation split of every single-label
-  classification (scikit-learn stratifies only binary problems);
+  classification where it can (scikit-learn stratifies only binary problems);
 * a fit whose weights become non-finite restores the last finite weights
-  before raising scikit-learn's "non-finite parameter weights" error;
-* Ctrl-C keeps the weights of the last *complete* epoch.
+  before raising scikit-learn's "non-finite parameter weights" error (with
+  early stopping: scikit-learn's nan score and best weights, plus a warning);
+  a fit whose loss grew far beyond its first epoch's warns;
+* Ctrl-C keeps the weights and optimizer state of the last *complete* epoch.
 """
 
 import numpy as np

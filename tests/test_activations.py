@@ -158,3 +158,14 @@ def test_impossible_pairings_are_value_errors(out_activation, loss):
 def test_softmax_needs_two_outputs():
     with pytest.raises(ValueError, match="2 outputs"):
         act.check_pairing("softmax", "log_loss", n_outputs=1)
+
+
+def test_binary_proba_keeps_one_minus_p_exact_where_p_rounds_to_one():
+    from scipy.special import expit
+
+    H = np.array([[40.0], [0.0], [-800.0]])
+    P = act.binary_proba(H.copy())
+    assert_allclose(P[:, 0], expit(-H[:, 0]), rtol=1e-15)
+    assert P[0, 0] > 0 and P[0, 1] == 1.0
+    assert P[2, 1] == np.finfo(np.float64).tiny  # floored, never 0
+    assert_allclose(np.log(P), act.log_proba_from_logits(H, "logistic"), rtol=1e-12, atol=1e-15)

@@ -96,3 +96,31 @@ def test_canonical_output_pairs_and_codes():
     net = Network([2, 2, 2], "sigmoid", "logistic", "log_loss")
     assert net.activation == "logistic"
     assert net.n_layers == 3 and net.n_weight_layers == 2
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_from_coefs_reads_maxout_units_from_the_columns(k):
+    shapes = [(5, 4 * k), (4, 3 * k), (3, 2)]
+    rng = np.random.RandomState(0)
+    coefs = [rng.normal(size=s) for s in shapes]
+    intercepts = [rng.normal(size=s[1]) for s in shapes]
+    net, params = Network.from_coefs(coefs, intercepts, "maxout", "softmax", "log_loss",
+                                     maxout_pieces=k)
+    assert net.layer_units == [5, 4, 3, 2]
+    got_c, got_b = net.views(params)
+    for a, b in zip(got_c + got_b, coefs + intercepts, strict=True):
+        assert_array_equal(a, b)
+
+
+def test_from_coefs_casts_to_the_dtype_and_names_the_lists_in_errors():
+    coefs = [np.ones((3, 4), dtype=int), np.ones((4, 1), dtype=int)]
+    intercepts = [np.zeros(4, dtype=int), np.zeros(1, dtype=int)]
+    net, params = Network.from_coefs(coefs, intercepts, "relu", "identity", "squared_error",
+                                     dtype=np.float32)
+    assert params.dtype == np.float32 and net.dtype == np.float32
+    with pytest.raises(ValueError, match=r"coefs_\[0\] has 3 rows, but X has 2 features"):
+        Network.from_coefs(coefs, intercepts, "relu", "identity", "squared_error",
+                           n_features=2, names=("coefs_", "intercepts_"))
+    with pytest.raises(ValueError, match=r"coefs_\[1\] has 1 columns, but the model has 2 outputs"):
+        Network.from_coefs(coefs, intercepts, "relu", "identity", "squared_error",
+                           n_outputs=2, names=("coefs_", "intercepts_"))
