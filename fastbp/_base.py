@@ -523,11 +523,10 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         if early_stopping:
             params[...] = self._best_params
         if diverged:
-            best = int(np.nanargmax(self.validation_scores_)) + 1 if self.n_iter_ > 1 else 0
             warnings.warn(
                 f"Training diverged: epoch {self.n_iter_} gave non-finite weights or "
-                f"loss. The weights of the best validation epoch ({best}) are kept; "
-                f"a smaller learning_rate_init (now {self.learning_rate_init}) "
+                "loss. The weights of the best validation epoch are kept; a "
+                f"smaller learning_rate_init (now {self.learning_rate_init}) "
                 "should train further.",
                 ConvergenceWarning,
             )
@@ -536,6 +535,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
 
     def _warn_if_diverged(self):
         """ConvergenceWarning when the loss grew far beyond the first epoch's."""
+        if len(self.loss_curve_) < 2:
+            return
         first, last = self.loss_curve_[0], self.loss_curve_[-1]
         if first > 0 and last > DIVERGENCE_FACTOR * first:
             kept = (
