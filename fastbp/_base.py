@@ -28,7 +28,6 @@ from ._compat import (
     _check_optimize_result,
     _check_sample_weight,
     _fit_context,
-    check_is_fitted,
     validate_data,
 )
 from ._early_stopping import validation_split
@@ -448,7 +447,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         diverged = False
         try:
             self.n_iter_ = 0
-            for it in range(self.max_iter):
+            for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 if sw_train is not None:
