@@ -439,6 +439,9 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         hyper = self._hyper()
+        # The first epoch the divergence check compares with: this fit's
+        # (a warm start may bring other data), or the first partial_fit's.
+        first_epoch = 0 if incremental else len(self.loss_curve_)
         # The weights and the optimizer state at the start of the epoch, for
         # Ctrl-C and divergence: both roll back together.
         snapshot = params.copy()
@@ -530,13 +533,14 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
                 ConvergenceWarning,
             )
         else:
-            self._warn_if_diverged()
+            self._warn_if_diverged(first_epoch)
 
-    def _warn_if_diverged(self):
-        """ConvergenceWarning when the loss grew far beyond the first epoch's."""
-        if len(self.loss_curve_) < 2:
+    def _warn_if_diverged(self, first_epoch):
+        """ConvergenceWarning when the loss grew far beyond that of epoch
+        ``first_epoch`` (an index into loss_curve_)."""
+        if len(self.loss_curve_) < first_epoch + 2:
             return
-        first, last = self.loss_curve_[0], self.loss_curve_[-1]
+        first, last = self.loss_curve_[first_epoch], self.loss_curve_[-1]
         if first > 0 and last > DIVERGENCE_FACTOR * first:
             kept = (
                 " The weights of the best validation epoch are kept."

@@ -285,3 +285,15 @@ def test_sklearns_own_mlp_test_passes_with_fastbp(backend, name, monkeypatch):
     monkeypatch.setattr(test_mlp, "MLPClassifier", functools.partial(BPClassifier, backend=backend))
     monkeypatch.setattr(test_mlp, "MLPRegressor", functools.partial(BPRegressor, backend=backend))
     getattr(test_mlp, name)()
+
+
+@quiet
+def test_a_warm_start_on_larger_targets_is_not_mistaken_for_divergence(backend):
+    Xr, yr = make_regression(200, 8, random_state=0)
+    reg = BPRegressor(warm_start=True, max_iter=20, random_state=0, backend=backend)
+    reg.fit(Xr, yr / 1000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reg.fit(Xr, yr)  # a far larger loss than the first fit's, and converging
+    assert reg.loss_curve_[-1] > 100 * reg.loss_curve_[0]
+    assert not [w for w in caught if "diverged" in str(w.message)]
