@@ -134,8 +134,11 @@ def backprop(
         raise ValueError("loss='poisson' needs y >= 0.")
     if sample_weight is not None:
         sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
-        if sample_weight.sum() == 0:
+        total = sample_weight.sum()
+        if total == 0:
             raise ValueError("Weights sum to zero, can't be normalized (sample_weight).")
+        if total < 0:
+            raise ValueError(f"sample_weight must have a positive sum, got {total}.")
     X = csr_for_kernels(X) if sp.issparse(X) else np.ascontiguousarray(X)
     y = np.ascontiguousarray(y)
 

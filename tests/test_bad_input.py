@@ -384,6 +384,8 @@ def test_backprop_sample_weight_of_wrong_shape_or_zero_sum():
         backprop(XB, YB, [W1, W2], [B1, B2], sample_weight=np.zeros(5), backend="numpy")
     with pytest.raises(ValueError, match="Weights sum to zero, can't be normalized"):
         backprop(XB, YB, [W1, W2], [B1, B2], sample_weight=[1.0, -1.0, 0, 0, 0], backend="numpy")
+    with pytest.raises(ValueError, match="sample_weight must have a positive sum"):
+        backprop(XB, YB, [W1, W2], [B1, B2], sample_weight=[1.0, -2.0, 0, 0, 0], backend="numpy")
 
 
 def test_backprop_unknown_backend():
