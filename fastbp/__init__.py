@@ -6,7 +6,8 @@ typed Cython kernels, plus the public ``backprop`` function.
 
 from .estimators import BPClassifier, BPRegressor
 from .gradients import backprop
+from .persistence import load, save
 from .plotting import plot_loss_curve  # matplotlib is imported on first call
 
-__all__ = ["BPClassifier", "BPRegressor", "backprop", "plot_loss_curve"]
+__all__ = ["BPClassifier", "BPRegressor", "backprop", "load", "plot_loss_curve", "save"]
 __version__ = "0.1.0"

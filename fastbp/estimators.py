@@ -55,6 +55,7 @@ from ._compat import (
 )
 from .backends import BACKENDS, get_backend
 from .network import Network
+from ._state import PlainStateMixin
 from .solvers import Hyper, OptState, minimize_lbfgs
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -592,7 +593,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         return tags
 
 
-class BPClassifier(ClassifierMixin, _BaseBP):
+class BPClassifier(PlainStateMixin, ClassifierMixin, _BaseBP):
     """Multilayer perceptron classifier trained by backpropagation.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`:
@@ -883,7 +884,7 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         return tags
 
 
-class BPRegressor(RegressorMixin, _BaseBP):
+class BPRegressor(PlainStateMixin, RegressorMixin, _BaseBP):
     """Multilayer perceptron regressor trained by backpropagation.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`,
