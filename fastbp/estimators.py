@@ -55,6 +55,7 @@ from ._compat import (
 )
 from .backends import BACKENDS, get_backend
 from .network import Network
+from ._doc_link import ReadmeDocLinkMixin
 from ._state import PlainStateMixin
 from .solvers import Hyper, OptState, minimize_lbfgs
 
@@ -593,7 +594,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         return tags
 
 
-class BPClassifier(PlainStateMixin, ClassifierMixin, _BaseBP):
+class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP):
     """Multilayer perceptron classifier trained by backpropagation.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`:
@@ -884,7 +885,7 @@ class BPClassifier(PlainStateMixin, ClassifierMixin, _BaseBP):
         return tags
 
 
-class BPRegressor(PlainStateMixin, RegressorMixin, _BaseBP):
+class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
     """Multilayer perceptron regressor trained by backpropagation.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`,
