@@ -68,6 +68,11 @@ def _is_skops_file(path):
 def save(estimator, path):
     """Save a fitted estimator (or a pipeline holding one) to a file.
 
+    Use the skops format (``.skops``) for files you give to others: loading
+    it runs no code from the file. A fastbp estimator stores only NumPy
+    arrays and builtins, so its skops file asks its reader to trust the
+    estimator class and nothing else of fastbp.
+
     Parameters
     ----------
     estimator : object
@@ -113,6 +118,10 @@ def save(estimator, path):
 def load(path):
     """Load a model written by :func:`save` (skops or joblib format).
 
+    The format is recognised from the file's content. A skops file is loaded
+    only if every type in it is trusted: fastbp's estimators and the types
+    skops trusts by default (NumPy, scikit-learn's estimators and helpers).
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -142,6 +151,17 @@ def load(path):
     Loading a joblib or pickle file runs whatever code the file asks for:
     load only joblib files you wrote yourself, and use ``.skops`` files to
     exchange models with others.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> from fastbp import BPRegressor, load, save
+    >>> X, y = load_iris(return_X_y=True)
+    >>> reg = BPRegressor(solver="lbfgs", max_iter=50, random_state=0).fit(X, y)
+    >>> path = save(reg, os.path.join(tempfile.mkdtemp(), "model.joblib"))
+    >>> bool((load(path).predict(X) == reg.predict(X)).all())
+    True
     """
     if _is_skops_file(path):
         sio = _import_skops("Loading")
