@@ -102,14 +102,20 @@ class PlainStateMixin:
             raise ValueError(
                 f"{where}: coefs_ and intercepts_ must be non-empty lists of equal length."
             )
+        checked = {}
         for name, arrays, ndim in (("coefs_", coefs, 2), ("intercepts_", intercepts, 1)):
+            checked[name] = []
             for i, a in enumerate(arrays):
-                if (not isinstance(a, np.ndarray) or a.ndim != ndim
-                        or a.dtype not in (np.float32, np.float64)):
+                a = np.asarray(a)
+                if a.dtype.kind in "biu":  # e.g. integer weights a user assigned
+                    a = a.astype(np.float64)
+                if a.ndim != ndim or a.dtype not in (np.float32, np.float64):
                     raise ValueError(
                         f"{where}: {name}[{i}] must be a {ndim}-D float32 or float64 array."
                     )
-        dtype = coefs[0].dtype
+                checked[name].append(a)
+        self.coefs_, self.intercepts_ = checked["coefs_"], checked["intercepts_"]
+        dtype = self.coefs_[0].dtype
         try:
             net, params = self._network_from_attributes(dtype)
         except (ValueError, KeyError, IndexError, TypeError) as exc:

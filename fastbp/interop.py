@@ -17,8 +17,8 @@ ONNX: with skl2onnx installed (``pip install "fastbp[onnx]"``),
 converters are registered as soon as both packages are imported, in either
 order: importing fastbp registers them when skl2onnx is already imported,
 and otherwise leaves a one-shot import hook that registers them right after
-skl2onnx's own import (fastbp never imports skl2onnx itself: it takes about
-a second). :func:`register_onnx_converters` registers them explicitly.
+skl2onnx's own import (fastbp never imports skl2onnx itself, which would
+load onnx and slow down ``import fastbp``). :func:`register_onnx_converters` registers them explicitly.
 """
 
 import copy

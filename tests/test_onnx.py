@@ -129,8 +129,8 @@ def test_unsupported_models_raise_naming_the_feature(digits, model, match):
 
 @pytest.mark.parametrize("order", ["fastbp first", "skl2onnx first"])
 def test_converters_register_in_either_import_order(order):
-    # A fresh interpreter: importing fastbp must not import skl2onnx (about a
-    # second), yet to_onnx works whichever package is imported first.
+    # A fresh interpreter: importing fastbp must not import skl2onnx (it loads
+    # onnx), yet to_onnx works whichever package is imported first.
     imports = (["import fastbp", "assert 'skl2onnx' not in sys.modules", "import skl2onnx"]
                if order == "fastbp first" else ["import skl2onnx", "import fastbp"])
     code = "\n".join(["import sys", *imports]) + "\n" + textwrap.dedent("""

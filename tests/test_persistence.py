@@ -463,3 +463,16 @@ def test_save_skops_without_skops_says_how_to_install(tmp_path, digits, monkeypa
     clf = BPClassifier((8,), max_iter=2, random_state=0, backend="numpy").fit(X, y)
     with pytest.raises(ImportError, match=r'pip install "fastbp\[skops\]"'):
         fastbp.save(clf, tmp_path / "model.skops")
+
+
+def test_weights_assigned_as_lists_or_integers_survive_a_roundtrip(digits):
+    X, y = digits
+    clf = BPClassifier((8,), max_iter=2, random_state=0, backend="numpy").fit(X, y)
+    coefs = [np.rint(c * 4) for c in clf.coefs_]
+    clf.coefs_ = [c.astype(float) for c in coefs]
+    expected = clf.predict_proba(X)
+    clf.coefs_ = [c.astype(int) for c in coefs]
+    clf.intercepts_ = [b.tolist() for b in clf.intercepts_]
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert loaded.coefs_[0].dtype == np.float64 and loaded.coefs_[0].base is loaded._params
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
