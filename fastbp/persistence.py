@@ -31,12 +31,18 @@ class UntrustedTypesError(TypeError):
 
     def __init__(self, path, types):
         self.types = sorted(types)
-        super().__init__(
+        message = (
             f"{os.fspath(path)} holds types fastbp.load does not trust: "
             f"{', '.join(self.types)}. Loading them could run code from the "
             "file. If you trust the file's source, review these types and load it "
             "with skops.io.load(path, trusted=[...]) naming them."
         )
+        if any(t.startswith("sklearn.callback.") for t in self.types):
+            message += (
+                " (The model was saved with the callbacks of set_callbacks(...): "
+                "call set_callbacks() without arguments before saving.)"
+            )
+        super().__init__(message)
 
 
 def _trusted_type_names():
@@ -93,6 +99,12 @@ def save(estimator, path):
     See Also
     --------
     load : Load a file written by ``save``.
+
+    Notes
+    -----
+    Callbacks set with ``set_callbacks(...)`` are saved with the estimator,
+    as scikit-learn does; :func:`load` does not trust their types. Call
+    ``set_callbacks()`` (no arguments) before saving a model to share.
 
     Examples
     --------

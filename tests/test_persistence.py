@@ -476,3 +476,20 @@ def test_weights_assigned_as_lists_or_integers_survive_a_roundtrip(digits):
     loaded = pickle.loads(pickle.dumps(clf))
     assert loaded.coefs_[0].dtype == np.float64 and loaded.coefs_[0].base is loaded._params
     np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+
+
+def test_untrusted_callbacks_get_a_hint(tmp_path, digits):
+    import fastbp
+    from sklearn.callback import ScoringMonitor
+
+    from fastbp.persistence import UntrustedTypesError
+
+    pytest.importorskip("skops.io", reason="skops not installed")
+    X, y = digits
+    clf = BPClassifier((8,), max_iter=2, random_state=0, backend="numpy")
+    clf.set_callbacks(ScoringMonitor(scoring="accuracy")).fit(X, y)
+    path = fastbp.save(clf, tmp_path / "model.skops")
+    with pytest.raises(UntrustedTypesError, match=r"call set_callbacks\(\) without arguments"):
+        fastbp.load(path)
+    fastbp.save(clf.set_callbacks(), path)
+    np.testing.assert_array_equal(fastbp.load(path).predict(X), clf.predict(X))
