@@ -118,7 +118,7 @@ class PlainStateMixin:
         dtype = self.coefs_[0].dtype
         try:
             net, params = self._network_from_attributes(dtype)
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+        except Exception as exc:  # any malformed saved parameter
             raise ValueError(f"{where}: the saved weights do not form a network: {exc}") from exc
         n_in = getattr(self, "n_features_in_", net.layer_units[0])
         n_out = getattr(self, "n_outputs_", net.layer_units[-1])

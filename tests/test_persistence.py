@@ -362,10 +362,12 @@ def test_loading_an_older_pickle_rebuilds_the_network(digits):
     ("coefs_", "swap", "do not form a network"),
     ("intercepts_", "drop", "lists of equal length"),
     ("_best_params", np.zeros(3), "_best_params"),
+    ("maxout_pieces", 0, "do not form a network"),
 ])
 def test_inconsistent_saved_state_is_refused(digits, attr, value, match):
     X, y = digits
-    clf = BPClassifier((8, 6), max_iter=2, random_state=0, backend="numpy").fit(X, y)
+    clf = BPClassifier((8, 6), activation="maxout", max_iter=2, random_state=0,
+                       backend="numpy").fit(X, y)
     state = clf.__getstate__()
     if isinstance(value, str) and value == "swap":
         value = [state["coefs_"][1], state["coefs_"][0], state["coefs_"][2]]
