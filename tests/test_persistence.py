@@ -358,7 +358,7 @@ def test_loading_an_older_pickle_rebuilds_the_network(digits):
 
 
 @pytest.mark.parametrize("attr, value, match", [
-    ("n_features_in_", 5, "n_features_in_=5"),
+    ("n_features_in_", 5, "n_features_in_=5|but X has 5 features"),
     ("coefs_", "swap", "do not form a network"),
     ("intercepts_", "drop", "lists of equal length"),
     ("_best_params", np.zeros(3), "_best_params"),
