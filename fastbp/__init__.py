@@ -6,7 +6,11 @@ typed Cython kernels, plus the public ``backprop`` function.
 
 from .estimators import BPClassifier, BPRegressor
 from .gradients import backprop
+from .persistence import load, save
 from .plotting import plot_loss_curve  # matplotlib is imported on first call
+from .interop import _register_onnx_when_imported
 
-__all__ = ["BPClassifier", "BPRegressor", "backprop", "plot_loss_curve"]
+__all__ = ["BPClassifier", "BPRegressor", "backprop", "load", "plot_loss_curve", "save"]
 __version__ = "0.1.0"
+
+_register_onnx_when_imported()  # skl2onnx converters, see fastbp.interop

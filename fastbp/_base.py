@@ -215,22 +215,6 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             net, params = self._network_from_attributes(dtype)
             self._set_buffer(net, params)
 
-    def __getstate__(self):
-        # A copy: on Python >= 3.11 object.__getstate__ returns the live __dict__.
-        state = dict(super().__getstate__())
-        # coefs_/intercepts_ carry the values; the buffer is rebuilt on load.
-        state.pop("_params", None)
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        if "coefs_" in state and "_net" in state:
-            dtype = np.asarray(self.coefs_[0]).dtype
-            net, params = self._network_from_attributes(dtype)
-            self._set_buffer(net, params)
-            if hasattr(self, "_best_params"):
-                self._best_params = self._best_params.astype(dtype)
-
     # --------------------------------------------------------------- fit
     @abstractmethod
     def _loss_name(self):

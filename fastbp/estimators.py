@@ -34,7 +34,9 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 
 from . import activations as act
 from ._base import _BaseBP
+from ._doc_link import ReadmeDocLinkMixin
 from ._early_stopping import stratify_if_possible
+from ._state import PlainStateMixin
 from ._compat import (
     StrOptions,
     _check_partial_fit_first_call,
@@ -45,13 +47,14 @@ from ._compat import (
 )
 
 
-class BPClassifier(ClassifierMixin, _BaseBP):
+class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP):
     """Multilayer perceptron classifier trained by backpropagation.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`:
     the same parameters, defaults and fitted attributes, and for the same
     ``random_state`` the same model, plus softplus and maxout units, float32
-    end to end and a compiled training loop.
+    end to end and a compiled training loop. It minimises the log-loss
+    (binary, multiclass or multilabel) with L-BFGS, SGD or Adam.
 
     Parameters
     ----------
@@ -59,78 +62,151 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         The ith element is the number of units of the ith hidden layer.
     activation : {"identity", "logistic", "sigmoid", "tanh", "relu", "softplus", \
 "maxout"}, default="relu"
-        Hidden activation. "sigmoid" is an alias of "logistic". "maxout" takes
-        the maximum of ``maxout_pieces`` linear pieces per unit.
+        Activation of the hidden layers: "identity" ``f(x) = x``;
+        "logistic" (alias "sigmoid") ``f(x) = 1 / (1 + exp(-x))``; "tanh";
+        "relu" ``f(x) = max(0, x)``; "softplus" ``f(x) = log(1 + exp(x))``;
+        "maxout", the maximum of ``maxout_pieces`` linear pieces per unit.
     solver : {"lbfgs", "sgd", "adam"}, default="adam"
-        Weight optimizer.
+        Weight optimizer: "lbfgs" is scipy's L-BFGS-B on the full data,
+        "sgd" is minibatch gradient descent with (Nesterov) momentum, "adam"
+        is the Adam optimizer on minibatches. "lbfgs" often converges faster
+        on small datasets; "adam" is a robust default for larger ones.
     alpha : float, default=1e-4
-        Strength of the L2 penalty ``alpha / (2 n) * sum ||W||^2``.
+        Strength of the L2 penalty ``alpha / (2 n) * sum ||W||^2`` on the
+        weights (not the biases), ``n`` being the minibatch size.
     batch_size : int or "auto", default="auto"
-        Minibatch size; "auto" is ``min(200, n_samples)``.
+        Minibatch size of the stochastic solvers; "auto" is
+        ``min(200, n_samples)``. Larger values are clipped to ``n_samples``
+        (with a warning). Ignored by "lbfgs".
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Learning-rate schedule (sgd only).
+        Learning-rate schedule of "sgd": "constant" keeps
+        ``learning_rate_init``; "invscaling" uses
+        ``learning_rate_init / (t_ + 1) ** power_t``; "adaptive" divides the
+        rate by 5 each time ``n_iter_no_change`` epochs fail to improve the
+        training loss (or the validation score) by ``tol``, until it falls
+        below 1e-6.
     learning_rate_init : float, default=1e-3
-        Initial learning rate (sgd and adam).
+        Initial learning rate of "sgd" and "adam".
     power_t : float, default=0.5
-        Exponent of the inverse scaling schedule.
+        Exponent of the "invscaling" schedule ("sgd" only).
     max_iter : int, default=200
-        Maximum number of epochs (sgd, adam) or of iterations (lbfgs).
+        Maximum number of epochs (passes over the data) of "sgd" and "adam",
+        or of iterations of "lbfgs".
     shuffle : bool, default=True
-        Shuffle the samples in each epoch.
+        Whether to shuffle the samples before each epoch ("sgd", "adam").
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling and the validation split.
+        Seeds the weight initialisation, the shuffling and the early-stopping
+        split. Pass an int for reproducible fits; the same value gives the
+        same model as scikit-learn's MLP.
     tol : float, default=1e-4
-        Tolerance of the stopping rules.
+        Tolerance: when the training loss (or the validation score) does not
+        improve by at least ``tol`` for ``n_iter_no_change`` consecutive
+        epochs, training stops (unless ``learning_rate="adaptive"``). For
+        "lbfgs" it is the gradient tolerance.
     verbose : bool, default=False
-        Print progress.
+        Whether to print the loss after each epoch or iteration.
     warm_start : bool, default=False
-        Start from the previous solution (with a fresh optimizer).
+        When True, the next ``fit`` starts from the current weights (with a
+        fresh optimizer state) instead of a new initialisation.
     momentum : float, default=0.9
-        Momentum of sgd.
+        Momentum of "sgd", between 0 and 1.
     nesterovs_momentum : bool, default=True
-        Use Nesterov's momentum (sgd).
+        Whether "sgd" uses Nesterov's momentum.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data (stratified) and stop when
-        the validation score stops improving.
+        Whether to hold out ``validation_fraction`` of the training data and
+        stop when the validation score (accuracy) has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs; the weights of the best
+        validation epoch are kept. "sgd" and "adam" only. The
+        split is stratified for every single-label problem (scikit-learn
+        stratifies binary problems only).
     validation_fraction : float, default=0.1
-        Fraction held out for early stopping.
-    beta_1, beta_2 : float, default=0.9, 0.999
-        Adam's decay rates.
+        Fraction of the training data held out for early stopping, in
+        ``[0, 1)``.
+    beta_1 : float, default=0.9
+        Exponential decay rate of Adam's first-moment estimates, in ``[0, 1)``.
+    beta_2 : float, default=0.999
+        Exponential decay rate of Adam's second-moment estimates, in
+        ``[0, 1)``.
     epsilon : float, default=1e-8
         Adam's numerical stability term.
     n_iter_no_change : int, default=10
-        Epochs without ``tol`` improvement before stopping.
+        Number of epochs without an improvement of ``tol`` before stopping
+        ("sgd", "adam").
     max_fun : int, default=15000
-        Maximum number of loss evaluations (lbfgs).
+        Maximum number of loss evaluations of "lbfgs".
     maxout_pieces : int, default=2
-        Pieces per unit of maxout layers (``coefs_[i]`` then has ``units * k``
-        columns).
+        Linear pieces per unit of "maxout" hidden layers (at least 2):
+        ``coefs_[i]`` of a maxout layer then has ``units * maxout_pieces``
+        columns. Ignored for the other activations.
     backend : {"auto", "cython", "numpy"}, default="auto"
-        Where the arithmetic runs; "auto" uses the compiled backend when it is
-        built and NumPy (with one warning) otherwise.
+        Where the arithmetic runs: "cython" is the compiled backend, "numpy"
+        the pure-NumPy reference; both give the same model up to rounding.
+        "auto" uses the compiled backend when it is built and NumPy (with one
+        warning) otherwise.
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+        The class labels (for multilabel targets, the label indices
+        ``0 .. n_labels - 1``).
     loss_ : float
+        The training loss (with the L2 penalty) of the last epoch or
+        iteration.
     best_loss_ : float or None
+        The lowest training loss of the stochastic solvers; None with
+        ``early_stopping=True`` (see ``best_validation_score_``). Only set for
+        "sgd" and "adam".
     loss_curve_ : list of float
+        The training loss after each epoch ("sgd", "adam") or iteration
+        ("lbfgs").
     validation_scores_ : list of float or None
+        The validation score (accuracy) after each epoch with
+        ``early_stopping=True``, else None. Only set for "sgd" and "adam".
     best_validation_score_ : float or None
+        The best of ``validation_scores_``, whose weights the model keeps;
+        None without early stopping. Only set for "sgd" and "adam".
     t_ : int
-        Number of training samples seen.
-    coefs_ : list of ndarray
-        Weight matrices; writable views into one flat parameter buffer.
-    intercepts_ : list of ndarray
-        Bias vectors; writable views into the same buffer.
+        The number of training samples the stochastic solver has seen (it
+        drives the "invscaling" schedule); 0 for "lbfgs".
+    coefs_ : list of ndarray of shape (n_layers_ - 1,)
+        The weight matrices: ``coefs_[i]`` has shape ``(fan_in, fan_out)``
+        and maps layer ``i`` to layer ``i + 1`` (``fan_out`` is
+        ``units * maxout_pieces`` for maxout layers). Writable views into one
+        flat parameter buffer; arrays assigned by the user are used from the
+        next call on.
+    intercepts_ : list of ndarray of shape (n_layers_ - 1,)
+        The bias vectors: ``intercepts_[i]`` has shape ``(fan_out,)`` and is
+        added to layer ``i + 1``. Views into the same buffer as ``coefs_``.
     n_features_in_ : int
+        Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit. Defined only when ``X`` has
+        feature names that are all strings.
     n_iter_ : int
+        The number of epochs ("sgd", "adam") or iterations ("lbfgs") the
+        solver ran in the last call to ``fit`` or ``partial_fit``.
     n_layers_ : int
+        Number of layers: input, hidden layers and output.
     n_outputs_ : int
+        Number of output units: 1 for a binary problem, the number of classes
+        (multiclass) or of labels (multilabel).
     out_activation_ : str
+        Name of the output activation: "softmax" for multiclass problems,
+        "logistic" for binary and multilabel ones.
     backend_ : str
         The backend that ran the last fit ("cython" or "numpy").
+
+    See Also
+    --------
+    BPRegressor : Multilayer perceptron regressor.
+    sklearn.neural_network.MLPClassifier : The scikit-learn classifier it replaces.
+
+    Notes
+    -----
+    float32 input trains and predicts in float32 (parameters, optimizer state
+    and kernels); other input in float64. Sparse CSR/CSC input is used
+    without densifying. The model can be saved with :func:`fastbp.save`
+    (skops or joblib) and converted with :meth:`to_sklearn`.
 
     Examples
     --------
@@ -243,10 +319,14 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
 
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted class of each sample: the most probable class, or
+            for multilabel targets one 0/1 column per label (probability
+            above 0.5).
         """
         check_is_fitted(self)
         return self._predict(X)
@@ -263,13 +343,22 @@ class BPClassifier(ClassifierMixin, _BaseBP):
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch of the stochastic solver over (X, y).
+        """Update the model with one epoch of the stochastic solver over (X, y).
+
+        The first call initialises the network; later calls continue from
+        the current weights and optimizer state (Adam's moments, SGD's
+        velocities and learning rate), also after a save and load. Only
+        available for ``solver="sgd"`` and ``"adam"``, without
+        ``early_stopping``.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
         y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            The class labels, or a label indicator matrix (multilabel).
         sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights; None weighs every sample equally.
         classes : array of shape (n_classes,), default=None
             Every class of the problem; required on the first call (unless y
             is a multilabel indicator matrix), ignored afterwards.
@@ -277,6 +366,7 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         Returns
         -------
         self : object
+            The updated estimator.
         """
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
@@ -287,15 +377,22 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict_proba(self, X):
-        """Class probabilities.
+        """Predict class probabilities.
+
+        Probabilities are floored at the dtype's smallest normal number, so
+        that ``log(predict_proba(X))`` is finite and equals
+        :meth:`predict_log_proba`.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            The probability of each class (columns in the order of
+            ``classes_``); for multilabel targets, of each label.
         """
         check_is_fitted(self)
         if self.n_outputs_ == 1:
@@ -303,16 +400,21 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         return act.floor_proba(self._forward(X))
 
     def predict_log_proba(self, X):
-        """Log of the class probabilities, computed from the logits so that
-        saturated outputs stay finite.
+        """Predict the logarithm of the class probabilities.
+
+        Computed from the logits (log-sum-exp form), so that saturated
+        outputs stay finite; floored like :meth:`predict_proba`, so the two
+        agree everywhere.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
 
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+            The log-probability of each class, in the order of ``classes_``.
         """
         check_is_fitted(self)
         return act.log_proba_from_logits(self._forward(X, logits=True), self.out_activation_)
@@ -323,27 +425,171 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         return tags
 
 
-class BPRegressor(RegressorMixin, _BaseBP):
+class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
     """Multilayer perceptron regressor trained by backpropagation.
 
-    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`,
-    plus a chosen output activation, softplus and maxout units, float32 end
-    to end and a compiled training loop. See :class:`BPClassifier` for the
-    shared parameters and attributes.
+    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`:
+    the same parameters, defaults and fitted attributes, and for the same
+    ``random_state`` the same model, plus a chosen output activation,
+    softplus and maxout units, float32 end to end and a compiled training
+    loop. It minimises the squared error or the Poisson deviance with
+    L-BFGS, SGD or Adam.
 
     Parameters
     ----------
     loss : {"squared_error", "poisson"}, default="squared_error"
-        ``squared_error`` is ``1/(2n) sum_i sum_k (z_ik - y_ik)^2`` (summed
-        over outputs, so the reported loss matches the gradient);
-        ``poisson`` is the half Poisson deviance and needs ``y >= 0`` and an
-        ``"exp"`` output.
+        The training loss: "squared_error" is
+        ``1/(2n) sum_i sum_k (z_ik - y_ik)^2`` (summed over the outputs, so
+        the reported loss matches the gradient); "poisson" is the half
+        Poisson deviance and needs ``y >= 0`` and an "exp" output.
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of units of the ith hidden layer.
+    activation : {"identity", "logistic", "sigmoid", "tanh", "relu", "softplus", \
+"maxout"}, default="relu"
+        Activation of the hidden layers: "identity" ``f(x) = x``;
+        "logistic" (alias "sigmoid") ``f(x) = 1 / (1 + exp(-x))``; "tanh";
+        "relu" ``f(x) = max(0, x)``; "softplus" ``f(x) = log(1 + exp(x))``;
+        "maxout", the maximum of ``maxout_pieces`` linear pieces per unit.
+    solver : {"lbfgs", "sgd", "adam"}, default="adam"
+        Weight optimizer: "lbfgs" is scipy's L-BFGS-B on the full data,
+        "sgd" is minibatch gradient descent with (Nesterov) momentum, "adam"
+        is the Adam optimizer on minibatches. "lbfgs" often converges faster
+        on small datasets; "adam" is a robust default for larger ones.
+    alpha : float, default=1e-4
+        Strength of the L2 penalty ``alpha / (2 n) * sum ||W||^2`` on the
+        weights (not the biases), ``n`` being the minibatch size.
+    batch_size : int or "auto", default="auto"
+        Minibatch size of the stochastic solvers; "auto" is
+        ``min(200, n_samples)``. Larger values are clipped to ``n_samples``
+        (with a warning). Ignored by "lbfgs".
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Learning-rate schedule of "sgd": "constant" keeps
+        ``learning_rate_init``; "invscaling" uses
+        ``learning_rate_init / (t_ + 1) ** power_t``; "adaptive" divides the
+        rate by 5 each time ``n_iter_no_change`` epochs fail to improve the
+        training loss (or the validation score) by ``tol``, until it falls
+        below 1e-6.
+    learning_rate_init : float, default=1e-3
+        Initial learning rate of "sgd" and "adam".
+    power_t : float, default=0.5
+        Exponent of the "invscaling" schedule ("sgd" only).
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data) of "sgd" and "adam",
+        or of iterations of "lbfgs".
+    shuffle : bool, default=True
+        Whether to shuffle the samples before each epoch ("sgd", "adam").
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the shuffling and the early-stopping
+        split. Pass an int for reproducible fits; the same value gives the
+        same model as scikit-learn's MLP.
+    tol : float, default=1e-4
+        Tolerance: when the training loss (or the validation score) does not
+        improve by at least ``tol`` for ``n_iter_no_change`` consecutive
+        epochs, training stops (unless ``learning_rate="adaptive"``). For
+        "lbfgs" it is the gradient tolerance.
+    verbose : bool, default=False
+        Whether to print the loss after each epoch or iteration.
+    warm_start : bool, default=False
+        When True, the next ``fit`` starts from the current weights (with a
+        fresh optimizer state) instead of a new initialisation.
+    momentum : float, default=0.9
+        Momentum of "sgd", between 0 and 1.
+    nesterovs_momentum : bool, default=True
+        Whether "sgd" uses Nesterov's momentum.
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data and
+        stop when the validation score (R²) has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs; the weights of the best
+        validation epoch are kept. "sgd" and "adam" only.
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping, in
+        ``[0, 1)``.
+    beta_1 : float, default=0.9
+        Exponential decay rate of Adam's first-moment estimates, in ``[0, 1)``.
+    beta_2 : float, default=0.999
+        Exponential decay rate of Adam's second-moment estimates, in
+        ``[0, 1)``.
+    epsilon : float, default=1e-8
+        Adam's numerical stability term.
+    n_iter_no_change : int, default=10
+        Number of epochs without an improvement of ``tol`` before stopping
+        ("sgd", "adam").
+    max_fun : int, default=15000
+        Maximum number of loss evaluations of "lbfgs".
     out_activation : {None, "identity", "logistic", "tanh", "relu", \
 "softplus", "exp"}, default=None
         Output activation. None chooses as scikit-learn does: "identity" for
-        squared_error, "exp" for poisson.
-    **params
-        As :class:`BPClassifier`.
+        squared error, "exp" for poisson.
+    maxout_pieces : int, default=2
+        Linear pieces per unit of "maxout" hidden layers (at least 2):
+        ``coefs_[i]`` of a maxout layer then has ``units * maxout_pieces``
+        columns. Ignored for the other activations.
+    backend : {"auto", "cython", "numpy"}, default="auto"
+        Where the arithmetic runs: "cython" is the compiled backend, "numpy"
+        the pure-NumPy reference; both give the same model up to rounding.
+        "auto" uses the compiled backend when it is built and NumPy (with one
+        warning) otherwise.
+
+    Attributes
+    ----------
+    loss_ : float
+        The training loss (with the L2 penalty) of the last epoch or
+        iteration.
+    best_loss_ : float or None
+        The lowest training loss of the stochastic solvers; None with
+        ``early_stopping=True`` (see ``best_validation_score_``). Only set for
+        "sgd" and "adam".
+    loss_curve_ : list of float
+        The training loss after each epoch ("sgd", "adam") or iteration
+        ("lbfgs").
+    validation_scores_ : list of float or None
+        The validation score (R²) after each epoch with
+        ``early_stopping=True``, else None. Only set for "sgd" and "adam".
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``, whose weights the model keeps;
+        None without early stopping. Only set for "sgd" and "adam".
+    t_ : int
+        The number of training samples the stochastic solver has seen (it
+        drives the "invscaling" schedule); 0 for "lbfgs".
+    coefs_ : list of ndarray of shape (n_layers_ - 1,)
+        The weight matrices: ``coefs_[i]`` has shape ``(fan_in, fan_out)``
+        and maps layer ``i`` to layer ``i + 1`` (``fan_out`` is
+        ``units * maxout_pieces`` for maxout layers). Writable views into one
+        flat parameter buffer; arrays assigned by the user are used from the
+        next call on.
+    intercepts_ : list of ndarray of shape (n_layers_ - 1,)
+        The bias vectors: ``intercepts_[i]`` has shape ``(fan_out,)`` and is
+        added to layer ``i + 1``. Views into the same buffer as ``coefs_``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit. Defined only when ``X`` has
+        feature names that are all strings.
+    n_iter_ : int
+        The number of epochs ("sgd", "adam") or iterations ("lbfgs") the
+        solver ran in the last call to ``fit`` or ``partial_fit``.
+    n_layers_ : int
+        Number of layers: input, hidden layers and output.
+    n_outputs_ : int
+        Number of output units: the number of targets.
+    out_activation_ : str
+        Name of the output activation: the ``out_activation`` chosen, or
+        "identity" for squared error and "exp" for poisson.
+    backend_ : str
+        The backend that ran the last fit ("cython" or "numpy").
+
+    See Also
+    --------
+    BPClassifier : Multilayer perceptron classifier.
+    sklearn.neural_network.MLPRegressor : The scikit-learn regressor it replaces.
+
+    Notes
+    -----
+    float32 input trains and predicts in float32; other input in float64.
+    ``partial_fit`` is not available with ``solver="lbfgs"``. For several
+    targets the loss is summed over the outputs, consistent with its
+    gradient (scikit-learn divides the reported loss by the number of
+    outputs).
 
     Examples
     --------
@@ -441,15 +687,17 @@ class BPRegressor(RegressorMixin, _BaseBP):
         return X, y
 
     def predict(self, X):
-        """Predict with the fitted network.
+        """Predict the targets with the fitted network.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
 
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values, in the dtype the model was trained in.
         """
         check_is_fitted(self)
         return self._predict(X)
@@ -466,16 +714,26 @@ class BPRegressor(RegressorMixin, _BaseBP):
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch of the stochastic solver over (X, y).
+        """Update the model with one epoch of the stochastic solver over (X, y).
+
+        The first call initialises the network; later calls continue from
+        the current weights and optimizer state (Adam's moments, SGD's
+        velocities and learning rate), also after a save and load. Only
+        available for ``solver="sgd"`` and ``"adam"``, without
+        ``early_stopping``.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
         sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights; None weighs every sample equally.
 
         Returns
         -------
         self : object
+            The updated estimator.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)

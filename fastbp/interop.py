@@ -10,16 +10,28 @@ Only models scikit-learn can express convert: hidden activations
 activations scikit-learn implements ("identity", "logistic", "tanh", "relu",
 "exp", "softmax"). "softplus" and "maxout" have no scikit-learn counterpart
 and raise a ``ValueError``.
+
+ONNX: with skl2onnx installed (``pip install "fastbp[onnx]"``),
+``skl2onnx.to_onnx(model, X[:1])`` converts a fastbp model directly, through
+:func:`to_sklearn` and skl2onnx's own converter for scikit-learn's MLP. The
+converters are registered as soon as both packages are imported, in either
+order: importing fastbp registers them when skl2onnx is already imported,
+and otherwise leaves a one-shot import hook that registers them right after
+skl2onnx's own import (fastbp never imports skl2onnx itself, which would
+load onnx and slow down ``import fastbp``). :func:`register_onnx_converters` registers them explicitly.
 """
 
 import copy
+import importlib.abc
+import sys
+import warnings
 
 import numpy as np
 
 from . import activations as act
 from ._compat import check_is_fitted
 
-__all__ = ["to_sklearn", "SKLEARN_HIDDEN_ACTIVATIONS"]
+__all__ = ["to_sklearn", "register_onnx_converters", "SKLEARN_HIDDEN_ACTIVATIONS"]
 
 #: Hidden activations of scikit-learn's MLP.
 SKLEARN_HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
@@ -128,3 +140,181 @@ def to_sklearn(estimator):
     # partial_fit on the converted model work as on one scikit-learn fitted.
     mlp._no_improvement_count = 0
     return mlp
+
+
+# ---------------------------------------------------------------------- ONNX
+
+# Output activations skl2onnx's converter for scikit-learn's MLP implements
+# (skl2onnx/operator_converters/multilayer_perceptron.py).
+_ONNX_OUT_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "softmax")
+
+# fastbp estimator -> the alias of skl2onnx's converter it goes through.
+_ONNX_ALIASES = {
+    "BPClassifier": ("FastbpBPClassifier", "SklearnMLPClassifier"),
+    "BPRegressor": ("FastbpBPRegressor", "SklearnMLPRegressor"),
+}
+
+
+def _mlp_for_onnx(estimator):
+    """The scikit-learn MLP skl2onnx converts, or a ValueError naming what
+    ONNX export cannot express."""
+    name = type(estimator).__name__
+    try:
+        mlp = to_sklearn(estimator)
+    except ValueError as exc:
+        raise ValueError(f"ONNX export of {name} goes through scikit-learn's MLP: {exc}") from exc
+    if mlp.out_activation_ not in _ONNX_OUT_ACTIVATIONS:
+        raise ValueError(
+            f"ONNX export of {name}: skl2onnx's MLP converter has no "
+            f"{mlp.out_activation_!r} output activation (it supports "
+            f"{', '.join(_ONNX_OUT_ACTIVATIONS)}); this model cannot be exported."
+        )
+    binarizer = getattr(mlp, "_label_binarizer", None)
+    if binarizer is not None and binarizer.y_type_.startswith("multilabel") and len(mlp.classes_) == 2:
+        raise ValueError(
+            f"ONNX export of {name}: skl2onnx's MLP converter mistakes a multilabel "
+            "model with two labels for a binary one; this model cannot be exported."
+        )
+    if name == "BPRegressor" and mlp.n_outputs_ != 1:
+        raise ValueError(
+            f"ONNX export of {name}: skl2onnx's MLP converter handles one target; "
+            f"this multi-output model has {mlp.n_outputs_}."
+        )
+    return mlp
+
+
+def _on_the_mlp(operator):
+    """Swap the operator's fastbp model for its scikit-learn MLP; return the
+    fastbp model (to put back)."""
+    original = operator.raw_operator
+    operator.raw_operator = _mlp_for_onnx(original)
+    return original
+
+
+def _shape_calculator_through_mlp(calculate):
+    def shape_calculator(operator):
+        original = _on_the_mlp(operator)
+        try:
+            return calculate(operator)
+        finally:
+            operator.raw_operator = original
+
+    return shape_calculator
+
+
+def _converter_through_mlp(convert):
+    def converter(scope, operator, container):
+        original = _on_the_mlp(operator)
+        try:
+            return convert(scope, operator, container)
+        finally:
+            operator.raw_operator = original
+
+    return converter
+
+
+def register_onnx_converters():
+    """Register skl2onnx converters for BPClassifier and BPRegressor.
+
+    After this, ``skl2onnx.to_onnx(model, X[:1])`` (or ``convert_sklearn``)
+    converts a fitted fastbp model, also inside a ``Pipeline``: the model
+    goes through :func:`to_sklearn` and skl2onnx's converter for
+    scikit-learn's MLP, with its options (``zipmap``, ``nocl``, ...). Models
+    that converter cannot express (softplus or maxout units, an ``"exp"`` or
+    softplus output, a multi-output regressor) raise a ``ValueError`` naming
+    the feature.
+
+    fastbp calls this itself as soon as skl2onnx is imported; calling it
+    again is harmless.
+
+    Raises
+    ------
+    ImportError
+        If skl2onnx is not installed (``pip install "fastbp[onnx]"``).
+    """
+    try:
+        from skl2onnx import update_registered_converter
+        from skl2onnx.common._registration import get_converter, get_shape_calculator
+    except ImportError as exc:
+        raise ImportError(
+            'ONNX export needs skl2onnx: pip install "fastbp[onnx]".'
+        ) from exc
+    from .estimators import BPClassifier, BPRegressor
+
+    for cls in (BPClassifier, BPRegressor):
+        alias, mlp_alias = _ONNX_ALIASES[cls.__name__]
+        converter = get_converter(mlp_alias)
+        update_registered_converter(
+            cls, alias,
+            _shape_calculator_through_mlp(get_shape_calculator(mlp_alias)),
+            _converter_through_mlp(converter),
+            options=converter.get_allowed_options(),
+        )
+
+
+def _register_or_warn():
+    try:
+        register_onnx_converters()
+    except Exception as exc:  # never break the import of skl2onnx
+        warnings.warn(
+            f"fastbp could not register its skl2onnx converters ({exc!r}); "
+            "convert with skl2onnx.to_onnx(model.to_sklearn(), ...) instead.",
+            stacklevel=2,
+        )
+
+
+class _RunAfterExec:
+    """A module loader that runs ``callback`` once the module is executed."""
+
+    def __init__(self, loader, callback):
+        self._loader = loader
+        self._callback = callback
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        self._callback()
+
+    def __getattr__(self, name):  # everything else as the real loader
+        return getattr(self._loader, name)
+
+
+class _AfterImportHook(importlib.abc.MetaPathFinder):
+    """One-shot: runs ``callback`` right after the top-level module ``name``
+    is imported, then removes itself from ``sys.meta_path``."""
+
+    def __init__(self, name, callback):
+        self.name = name
+        self.callback = callback
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            if finder is self or find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _RunAfterExec(spec.loader, self._fire)
+        return spec
+
+    def _fire(self):
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        self.callback()
+
+
+def _register_onnx_when_imported():
+    """Register the skl2onnx converters now if skl2onnx is imported, else
+    right after it is (see the module docstring)."""
+    if "skl2onnx" in sys.modules:
+        _register_or_warn()
+    elif not any(isinstance(f, _AfterImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImportHook("skl2onnx", _register_or_warn))

@@ -51,6 +51,11 @@ def plot_loss_curve(estimator, ax=None, *, label=None, validation=True):
     sklearn.exceptions.NotFittedError
         If the estimator has no ``loss_curve_``.
 
+    See Also
+    --------
+    fastbp.BPClassifier : Its ``loss_curve_`` and ``validation_scores_``.
+    fastbp.BPRegressor : Its ``loss_curve_`` and ``validation_scores_``.
+
     Examples
     --------
     >>> import matplotlib
