@@ -67,7 +67,8 @@ def backprop(
         Hidden activation: identity, logistic (sigmoid), tanh, relu, softplus,
         maxout.
     out_activation : str, default="identity"
-        identity, logistic, tanh, relu, softplus, exp or softmax.
+        Output activation: identity, logistic, tanh, relu, softplus, exp or
+        softmax.
     loss : {"squared_error", "log_loss", "poisson"}, default="squared_error"
         ``squared_error`` is ``1/(2n) sum_i sum_k (z_ik - y_ik)^2``;
         ``log_loss`` pairs with softmax or logistic outputs; ``poisson`` (half
@@ -80,14 +81,21 @@ def backprop(
     maxout_pieces : int, default=2
         Pieces per maxout unit.
     backend : {"auto", "cython", "numpy"}, default="auto"
+        Which implementation computes: the compiled kernels, the NumPy
+        reference, or the compiled one when it is built.
 
     Returns
     -------
     loss : float
+        The loss on the batch, L2 term included.
     coef_grads : list of ndarray
         Same shapes as ``coefs``.
     intercept_grads : list of ndarray
         Same shapes as ``intercepts``.
+
+    See Also
+    --------
+    BPClassifier, BPRegressor : Estimators trained with these gradients.
 
     Examples
     --------

@@ -29,9 +29,6 @@ from numpydoc.docscrape import ClassDoc  # noqa: E402
 IGNORED = {"RT02"}
 IGNORED_FOR_METHODS = {"ES01", "SA01", "EX01"}
 
-# Docstrings another branch rewrites (they fail on this one until the merge;
-# strict, so the entry has to go once they pass).
-OWNED_ELSEWHERE = {"fastbp.backprop"}
 
 
 def _public_api():
@@ -46,9 +43,7 @@ def _public_api():
 
 def _params():
     for qualname, method in _public_api():
-        marks = ([pytest.mark.xfail(strict=True, reason="docstring owned by another branch")]
-                 if qualname in OWNED_ELSEWHERE else [])
-        yield pytest.param(qualname, method, id=qualname, marks=marks)
+        yield pytest.param(qualname, method, id=qualname)
 
 
 @pytest.mark.parametrize("qualname, method", list(_params()))
