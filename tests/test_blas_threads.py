@@ -180,12 +180,10 @@ def test_never_more_threads_than_the_user_setting_at_session_start():
 def test_each_library_is_capped_by_its_own_setting():
     numpy_blas, scipy_blas = FakeLibrary(4, "numpy"), FakeLibrary(2, "scipy")
     policy, clock = make_policy(numpy_blas, scipy_blas)
-    with policy.session("k", BIG, threads=4) as s:
-        s.begin()
-        assert (numpy_blas.n, scipy_blas.n) == (4, 2)
-    with policy.session("k", BIG, threads=1) as s:
-        s.begin()
-        assert (numpy_blas.n, scipy_blas.n) == (1, 1)
+    used = run_chunks(policy, clock, numpy_blas, lambda n: MS / n, 10)
+    assert used[:3] == [1, 2, 4]              # exploring 1, 2, 4 threads
+    assert max(numpy_blas.history) == 4
+    assert max(scipy_blas.history) == 2       # never above its own setting
     assert (numpy_blas.n, scipy_blas.n) == (4, 2)
 
 
@@ -257,26 +255,33 @@ def test_concurrent_sessions_share_the_cores_and_restore_when_the_last_ends():
     assert lib.history[-1] == 2
 
 
-def test_chunks_overlapping_another_session_are_not_measured():
+@pytest.mark.parametrize("other_ends_first", [True, False])
+def test_chunks_overlapping_another_session_are_not_measured(other_ends_first):
     lib = FakeLibrary(2)
     policy, clock = make_policy(lib)
-    other_in, done = threading.Event(), threading.Event()
+    other_in, done, other_out = (threading.Event() for _ in range(3))
 
     def other():
         with policy.session("other", BIG):
             other_in.set()
             done.wait()
+        other_out.set()
 
     t = threading.Thread(target=other)
-    t.start()
-    other_in.wait()
-    try:
-        run_chunks(policy, clock, lib, idle, 5)
-    finally:
-        done.set()
-        t.join()
-    stats = policy._stats.get(("k", 2))
-    assert stats is None or (stats.exploring and stats.round == {})
+    with policy.session("k", BIG) as s:
+        assert s.begin() == 1                 # alone: exploring starts
+        t.start()                             # another session starts ...
+        other_in.wait()
+        if other_ends_first:                  # ... and perhaps ends
+            done.set()
+            other_out.wait()
+        clock.t += 100.0                      # a chunk slowed down by it
+        s.end(10)
+    done.set()
+    t.join()
+    stats = policy._stats[("k", 2)]
+    assert stats.round == {}                  # that chunk was not counted
+    assert stats.queue[0] == 1                # and is measured again
     assert lib.n == 2
 
 
@@ -359,6 +364,9 @@ def test_limits_take_effect_while_another_thread_controls_threadpoolctl(
     # ignores set_num_threads from all others; fastbp must not depend on it.
     from threadpoolctl import threadpool_limits
 
+    from threadpoolctl import OpenBLASController
+
+    OpenBLASController.clear_controlling_thread(force=True)
     holding, release = threading.Event(), threading.Event()
 
     def hold_control():
@@ -383,6 +391,9 @@ def test_setting_restored_when_sessions_end_in_another_thread_than_began(
         two_blas_threads):
     # The first session limits BLAS in thread A, the last one to end runs in
     # thread B while A is still alive: the user's setting must come back.
+    from threadpoolctl import OpenBLASController
+
+    OpenBLASController.clear_controlling_thread(force=True)
     before = _real_counts()
     a_limited, b_in, a_out, b_done = (threading.Event() for _ in range(4))
 
