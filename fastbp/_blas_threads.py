@@ -30,6 +30,8 @@ threads"):
   when the winner's time per unit drifts by more than ``DRIFT``x from what it
   was when it won (a core became busy, or free).
 * Products below ``TINY_GEMM`` multiply-adds always run on one thread.
+* ``FASTBP_BLAS_THREADS=n`` in the environment forces n threads (at most the
+  user's setting) and turns measuring off.
 * When sessions run in several threads at once (fits in threads,
   ``GridSearchCV(n_jobs=2)`` with joblib's threading backend), they share the
   process-wide setting: each chunk runs on ``max(1, bound // threads)`` at
@@ -47,6 +49,7 @@ built on OpenMP) are set and restored in the session's own thread.
 """
 
 import itertools
+import os
 import sys
 import threading
 import time
@@ -422,11 +425,29 @@ class _Session:
 _policy = BlasThreads()
 
 
+def forced_threads():
+    """The count forced by the ``FASTBP_BLAS_THREADS`` environment variable,
+    or None (unset or empty: measure)."""
+    value = os.environ.get("FASTBP_BLAS_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError("FASTBP_BLAS_THREADS must be a positive integer "
+                         f"(a BLAS thread count), got {value!r}.")
+    return n
+
+
 def blas_session(key, largest_gemm, *, threads=None):
     """Context manager for one kernel call made of chunks (see the module
-    docstring). ``threads`` forces a count for the session and for sessions
-    nested in it in the same thread (capped by the user's setting), without
-    measuring."""
+    docstring). ``threads`` (or else the ``FASTBP_BLAS_THREADS`` environment
+    variable) forces a count for the session and for sessions nested in it in
+    the same thread, capped by the user's setting, without measuring."""
+    if threads is None:
+        threads = forced_threads()
     return _policy.session(key, largest_gemm, threads)
 
 

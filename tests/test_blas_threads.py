@@ -298,6 +298,32 @@ def test_a_limit_caps_sessions_nested_in_it_in_the_same_thread():
     assert stats is None or set(stats.round) <= {1}   # nothing seen above 1
 
 
+def test_environment_variable_forces_a_count_without_measuring(monkeypatch):
+    lib = FakeLibrary(4)
+    policy, clock = make_policy(lib)
+    monkeypatch.setattr(bt, "_policy", policy)
+    monkeypatch.setenv("FASTBP_BLAS_THREADS", "2")
+    with bt.blas_session("k", BIG) as s:
+        for _ in range(6):
+            assert s.begin() == 2
+            clock.t += MS
+            s.end(1)
+    assert lib.history == [2, 4] and policy._stats == {}
+    monkeypatch.setenv("FASTBP_BLAS_THREADS", "8")     # capped by the setting
+    with bt.blas_session("k", BIG) as s:
+        assert s.begin() == 4
+    monkeypatch.setenv("FASTBP_BLAS_THREADS", "")      # empty: measure
+    with bt.blas_session("k", BIG) as s:
+        assert s.begin() == 1 and ("k", 4) in policy._stats
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_environment_variable_must_be_a_positive_count(monkeypatch, value):
+    monkeypatch.setenv("FASTBP_BLAS_THREADS", value)
+    with pytest.raises(ValueError, match="FASTBP_BLAS_THREADS"):
+        bt.blas_session("k", BIG)
+
+
 def test_no_library_means_nothing_to_do():
     policy = bt.BlasThreads(clock=FakeClock(), libraries=lambda: [])
     with policy.session("k", BIG) as s:
