@@ -26,9 +26,10 @@ threads"):
 * While the winner runs, its time per unit is followed (a moving average). A
   probe round (one chunk on each neighbour, half and twice the count) comes
   after ``PROBE_AFTER`` seconds, then after twice as long each time probing
-  loses (up to ``PROBE_AFTER_MAX``); it comes at once, with the wait reset,
-  when the winner's time per unit drifts by more than ``DRIFT``x from what it
-  was when it won (a core became busy, or free).
+  loses (up to ``PROBE_AFTER_MAX``); it comes at once when the winner's time
+  per unit drifts by more than ``DRIFT``x from what it was when it won, in a
+  direction where another count may now win (slower: fewer threads; faster:
+  more), at most every wait / 8 seconds.
 * Products below ``TINY_GEMM`` multiply-adds always run on one thread.
 * ``FASTBP_BLAS_THREADS=n`` in the environment forces n threads (at most the
   user's setting) and turns measuring off.
@@ -143,17 +144,19 @@ def candidate_counts(bound):
 class _KeyStats:
     """What was measured for one (key, bound): time per unit by count."""
 
-    __slots__ = ("queue", "exploring", "round", "best", "ref", "avg",
-                 "next_probe", "wait")
+    __slots__ = ("queue", "exploring", "round", "best", "top", "ref", "avg",
+                 "next_probe", "last_round", "wait")
 
     def __init__(self, candidates):
         self.queue = list(candidates) * EXPLORE_ROUNDS
+        self.top = max(candidates)
         self.exploring = True
         self.round = {}      # count -> time per unit measured in this round
         self.best = None
         self.ref = None      # the winner's time per unit when it won
         self.avg = None      # the winner's moving average time per unit
         self.next_probe = 0.0
+        self.last_round = 0.0  # when the last round ended
         self.wait = PROBE_AFTER
 
 
@@ -338,9 +341,16 @@ class BlasThreads:
             elif n == stats.best:
                 stats.avg = (per_unit if stats.avg is None else
                              (1 - SMOOTHING) * stats.avg + SMOOTHING * per_unit)
-                if not (stats.ref / DRIFT <= stats.avg <= stats.ref * DRIFT):
-                    stats.wait = PROBE_AFTER
-                    stats.next_probe = now  # the machine changed: probe now
+                slower = stats.avg > stats.ref * DRIFT
+                faster = stats.avg < stats.ref / DRIFT
+                if (slower and stats.best > 1) or (faster and stats.best < stats.top):
+                    # The machine changed (a core became busy, or free):
+                    # probe now, but not more often than every wait / 8 s
+                    # while probing keeps losing (a noisy machine).
+                    stats.next_probe = min(stats.next_probe, max(
+                        now, stats.last_round + stats.wait / 8))
+                elif slower or faster:
+                    stats.ref = stats.avg  # no count to try that way
 
     @staticmethod
     def _finish_round(stats, now):
@@ -364,6 +374,7 @@ class BlasThreads:
             stats.ref = stats.avg
             stats.wait = min(2 * stats.wait, PROBE_AFTER_MAX)
         stats.next_probe = now + stats.wait
+        stats.last_round = now
         stats.round = {}
 
 

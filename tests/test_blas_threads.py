@@ -6,6 +6,7 @@ holds) x units, so every decision is deterministic. The last tests use the
 real BLAS libraries of the process, checked through threadpoolctl.
 """
 
+import itertools
 import threading
 
 import pytest
@@ -139,6 +140,37 @@ def test_a_core_becoming_free_is_noticed_by_a_later_probe():
     used = run_chunks(policy, clock, lib, free_again, 200)
     assert 2 in used
     assert used[-5:] == [2] * 5
+
+
+def test_one_thread_getting_slower_does_not_probe_more_threads():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, busy, 6)
+
+    def busier(n):       # one thread 3x slower: more threads cannot help
+        return {1: 4.0, 2: 60.0}[n] * MS
+
+    start = clock.t
+    used = run_chunks(policy, clock, lib, busier, 15)
+    assert clock.t - start < bt.PROBE_AFTER
+    assert set(used) == {1}
+
+
+def test_drift_probes_back_off_on_a_noisy_machine():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, idle, 6)
+    swings = itertools.cycle([1.0] * 3 + [4.0] * 3)   # load comes and goes
+
+    def noisy(n):
+        return idle(n) * next(swings) if n == 2 else 3.0 * MS
+
+    used = run_chunks(policy, clock, lib, noisy, 3000)
+    probes = used.count(1)
+    assert used[-1] == 2
+    # at most one probe chunk per wait / 8 seconds, wait doubling while the
+    # probes lose: far fewer than one probe per slow swing (500 of them)
+    assert 5 <= probes <= 60
 
 
 def test_probing_backs_off_while_it_keeps_losing():
