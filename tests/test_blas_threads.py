@@ -477,3 +477,40 @@ def test_setting_restored_when_sessions_end_in_another_thread_than_began(
     for t in threads:
         t.join()
     assert _real_counts() == before
+
+
+def test_many_threads_of_sessions_leave_the_setting_as_it_was(two_blas_threads):
+    import numpy as np
+
+    from threadpoolctl import OpenBLASController
+
+    OpenBLASController.clear_controlling_thread(force=True)
+    before = _real_counts()
+    a = np.ones((64, 64))
+    errors = []
+
+    def work(i):
+        try:
+            for j in range(20):
+                limit = bt.blas_limit(1) if (i + j) % 3 == 0 else None
+                if limit is not None:
+                    limit.__enter__()
+                with bt.blas_session(("stress", i % 2), BIG) as s:
+                    for _ in range(3):
+                        s.begin()
+                        a @ a
+                        s.end(1)
+                if limit is not None:
+                    limit.__exit__(None, None, None)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        all_done.wait()  # every thread alive until all sessions have ended
+
+    all_done = threading.Barrier(8)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _real_counts() == before
