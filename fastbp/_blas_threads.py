@@ -72,6 +72,9 @@ SWITCH_MARGIN = 0.95
 SMOOTHING = 0.3
 # Chunks measured per candidate when a key is new.
 EXPLORE_ROUNDS = 2
+# Keys remembered (the oldest is forgotten first): predict on many different
+# row counts must not grow the table without end.
+MAX_KEYS = 256
 
 
 class _Library:
@@ -311,6 +314,8 @@ class BlasThreads:
         with self._lock:
             stats = self._stats.get(session.stats_key)
             if stats is None:
+                while len(self._stats) >= MAX_KEYS:
+                    del self._stats[next(iter(self._stats))]
                 stats = self._stats[session.stats_key] = _KeyStats(session.candidates)
             if not stats.queue and self.clock() >= stats.next_probe:
                 self._start_probe(stats, session.candidates)

@@ -231,6 +231,15 @@ def test_tiny_products_run_on_one_thread_without_measuring():
     assert policy._stats == {}
 
 
+def test_the_number_of_keys_remembered_is_bounded(monkeypatch):
+    monkeypatch.setattr(bt, "MAX_KEYS", 3)
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    for rows in range(10):                      # e.g. predict on 10 sizes
+        run_chunks(policy, clock, lib, idle, 1, key=("forward", rows))
+    assert list(policy._stats) == [(("forward", r), 2) for r in (7, 8, 9)]
+
+
 def test_the_count_is_set_only_when_it_changes():
     lib = FakeLibrary(2)
     policy, clock = make_policy(lib)
