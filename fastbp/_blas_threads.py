@@ -1,8 +1,9 @@
 """How many BLAS threads fastbp's kernels run on.
 
-Both backends drive their work in *chunks* (a few minibatches of an epoch,
-a block of rows on the predict path, one L-BFGS ``loss_grad`` call) and ask
-this module, around every chunk, which BLAS thread count to use::
+Both backends drive their work in *chunks* (a ~20 ms group of minibatches of
+an epoch, a block of rows on the predict path, one L-BFGS ``loss_grad``
+block) and ask this module, around every chunk, which BLAS thread count to
+use::
 
     with blas_session(key, largest_gemm) as session:
         while work remains:
@@ -14,72 +15,461 @@ this module, around every chunk, which BLAS thread count to use::
 what was learned about one shape is kept for the next call with the same
 shape; ``largest_gemm`` is the multiply-adds of the largest GEMM of one unit.
 
-The user's setting (threadpoolctl, ``OPENBLAS_NUM_THREADS``) is the upper
-bound, and it is what the process has again when the last session ends.
+The policy measures (see docs/performance.md, "How fastbp chooses BLAS
+threads"):
 
-This first policy is the size rule: one BLAS thread when the largest GEMM is
-below ``BLAS_SINGLE_THREAD_BELOW`` multiply-adds or when several sessions run
-at once (each has its own core then), the user's setting otherwise.
+* Candidates are 1, 2, 4, ... up to the user's setting when the session
+  starts (threadpoolctl, ``OPENBLAS_NUM_THREADS``, or the library default):
+  never more threads than that.
+* A new key is explored: each candidate runs two chunks, and the one with the
+  least time per unit wins.
+* While the winner runs, its time per unit is followed (a moving average). A
+  probe round (one chunk on each neighbour, half and twice the count) comes
+  after ``PROBE_AFTER`` seconds, then after twice as long each time probing
+  loses (up to ``PROBE_AFTER_MAX``); it comes at once when the winner's time
+  per unit drifts by more than ``DRIFT``x from what it was when it won, in a
+  direction where another count may now win (slower: fewer threads; faster:
+  more), at most every wait / 8 seconds.
+* Products below ``TINY_GEMM`` multiply-adds always run on one thread.
+* ``FASTBP_BLAS_THREADS=n`` in the environment forces n threads (at most the
+  user's setting) and turns measuring off.
+* When sessions run in several threads at once (fits in threads,
+  ``GridSearchCV(n_jobs=2)`` with joblib's threading backend), they share the
+  process-wide setting: each chunk runs on ``max(1, bound // threads)`` at
+  most, and chunks that overlap another thread's session are not measured.
+
+The BLAS thread count is process-wide state shared by every thread. The
+user's setting is read once, under a lock, when the first session of the
+process starts, and set back when the last one ends, exceptions included.
+Counts are set through the libraries' own entry points (``openblas_set_num_
+threads``), not through threadpoolctl's limiter: threadpoolctl lets only one
+"controlling" Python thread change a pthreads OpenBLAS and silently ignores
+calls from any other thread, so a limit taken in one worker thread and
+restored from another was never restored. Per-thread libraries (OpenBLAS
+built on OpenMP) are set and restored in the session's own thread.
 """
 
+import itertools
+import os
+import sys
 import threading
+import time
 
-# Minibatch GEMMs are small. Measured on a 2-core EPYC (AVX2, OpenBLAS 0.3.30,
-# sgemm pair H = X W and dW = X^T D, 2 threads vs 1, machine otherwise idle):
-#     largest GEMM (multiply-adds)    65k-262k   524k        1M-50M
-#     time with 2 threads / 1 thread  1.17-1.24  0.76-0.90   0.48-0.75
-BLAS_SINGLE_THREAD_BELOW = 2 ** 20
+# Below this many multiply-adds the largest product of a unit runs on one
+# thread without measuring: starting a second BLAS thread costs more than
+# such a product (2 threads were 1.17-1.24x slower from 65k to 262k).
+TINY_GEMM = 2 ** 14
+# Seconds the winner runs before the first probe round; each probe round
+# that loses doubles the wait, up to PROBE_AFTER_MAX.
+PROBE_AFTER = 1.0
+PROBE_AFTER_MAX = 16.0
+# The winner's time per unit drifting by more than this factor from its
+# time when it won (either way) triggers a probe round at once.
+DRIFT = 1.5
+# A probed count replaces the winner only when this much faster per unit.
+SWITCH_MARGIN = 0.95
+# Weight of the newest chunk in the winner's moving average time per unit.
+SMOOTHING = 0.3
+# Chunks measured per candidate when a key is new.
+EXPLORE_ROUNDS = 2
+# Keys remembered (the oldest is forgotten first): predict on many different
+# row counts must not grow the table without end.
+MAX_KEYS = 256
 
-_lock = threading.Lock()
-_running = 0          # sessions running now, in any thread
-_limiter = None       # threadpoolctl limiter while BLAS is held at one thread
-_controller = None
+
+class _Library:
+    """One BLAS library's thread count: ``get()`` and ``set(n)`` calls that
+    always take effect, and whether the count is per thread."""
+
+    __slots__ = ("name", "get", "set", "per_thread")
+
+    def __init__(self, name, get, set, per_thread=False):
+        self.name = name
+        self.get = get
+        self.set = set
+        self.per_thread = per_thread
 
 
-def _limit_blas_to_one():
-    global _controller
+def _openblas_entry_points(dynlib):
+    for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+        get = getattr(dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+        set_ = getattr(dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+        if get is not None and set_ is not None:
+            return get, set_
+    return None
+
+
+def scan_libraries():
+    """The BLAS libraries loaded in the process (NumPy's and SciPy's OpenBLAS,
+    MKL, ...), as :class:`_Library` objects."""
     try:
-        if _controller is None:
-            from threadpoolctl import ThreadpoolController
+        import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS)
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import ThreadpoolController
 
-            _controller = ThreadpoolController()
-        return _controller.limit(limits=1, user_api="blas")
-    except Exception:  # threadpoolctl missing or failing: not fatal
-        return None
+        controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+    except Exception:  # threadpoolctl missing or failing: nothing to control
+        return []
+    libraries = []
+    for lc in controllers:
+        name = lc.filepath
+        if lc.internal_api == "openblas":
+            if getattr(lc, "threading_layer", None) == "openmp":
+                # omp_set_num_threads: per calling thread, no controlling
+                # thread in threadpoolctl.
+                libraries.append(_Library(name, lc.get_num_threads,
+                                          lc.set_num_threads, per_thread=True))
+                continue
+            # A pthreads OpenBLAS has one process-wide pool; threadpoolctl's
+            # set_num_threads only acts from its "controlling" thread, so call
+            # OpenBLAS itself.
+            entry = _openblas_entry_points(lc.dynlib)
+            if entry is not None:
+                libraries.append(_Library(name, entry[0], entry[1]))
+            continue
+        libraries.append(_Library(name, lc.get_num_threads, lc.set_num_threads))
+    return libraries
+
+
+def candidate_counts(bound):
+    """1, 2, 4, ... and ``bound`` itself: the thread counts measured."""
+    counts = []
+    n = 1
+    while n < bound:
+        counts.append(n)
+        n *= 2
+    counts.append(max(1, bound))
+    return counts
+
+
+class _KeyStats:
+    """What was measured for one (key, bound): time per unit by count."""
+
+    __slots__ = ("queue", "exploring", "round", "best", "top", "ref", "avg",
+                 "next_probe", "last_round", "wait")
+
+    def __init__(self, candidates):
+        self.queue = list(candidates) * EXPLORE_ROUNDS
+        self.top = max(candidates)
+        self.exploring = True
+        self.round = {}      # count -> time per unit measured in this round
+        self.best = None
+        self.ref = None      # the winner's time per unit when it won
+        self.avg = None      # the winner's moving average time per unit
+        self.next_probe = 0.0
+        self.last_round = 0.0  # when the last round ended
+        self.wait = PROBE_AFTER
+
+
+class _Thread(threading.local):
+    def __init__(self):
+        self.depth = 0           # sessions open in this thread
+        self.caps = []           # forced counts of open sessions (nesting)
+        self.originals = None    # per-thread libraries' counts before
+        self.full = None         # the largest of them
+        self.applied = None      # count set on per-thread libraries
+
+
+class BlasThreads:
+    """The process's BLAS thread policy and the state it shares between
+    threads. ``clock`` and ``libraries`` (a callable returning
+    :class:`_Library` objects) can be replaced for tests."""
+
+    def __init__(self, clock=time.perf_counter, libraries=scan_libraries):
+        self.clock = clock
+        self._scan = libraries
+        self._lock = threading.Lock()
+        self._libraries = None
+        self._modules_seen = -1
+        self._shared = []        # process-wide libraries
+        self._per_thread = []
+        self._originals = None   # process-wide libraries' counts before
+        self._full = None        # the largest of them
+        self._applied = None     # count set on the process-wide libraries
+        self._active = {}        # thread id -> sessions open in it
+        self._generation = 0     # changes whenever _active changes
+        self._stats = {}
+        self._tls = _Thread()
+
+    # ----------------------------------------------------------- libraries
+    def _refresh_libraries(self):
+        # Rescan only when modules were imported since (a new import may
+        # have loaded a BLAS); called under the lock with no session open.
+        n_modules = len(sys.modules)
+        if self._libraries is None or n_modules != self._modules_seen:
+            self._modules_seen = n_modules
+            try:
+                self._libraries = list(self._scan())
+            except Exception:
+                self._libraries = []
+            self._shared = [lib for lib in self._libraries if not lib.per_thread]
+            self._per_thread = [lib for lib in self._libraries if lib.per_thread]
+
+    @staticmethod
+    def _read(libraries):
+        counts = []
+        for lib in libraries:
+            try:
+                n = lib.get()
+            except Exception:
+                n = None
+            counts.append(n if isinstance(n, int) and n >= 1 else None)
+        return counts
+
+    @staticmethod
+    def _write(libraries, originals, n):
+        for lib, original in zip(libraries, originals):
+            if original is None:
+                continue
+            target = original if n is None else min(n, original)
+            try:
+                lib.set(target)
+            except Exception:  # never fail a fit over the thread count
+                pass
+
+    # ------------------------------------------------------------ sessions
+    def _enter(self, forced):
+        tls = self._tls
+        me = threading.get_ident()
+        with self._lock:
+            if not self._active:
+                self._refresh_libraries()
+                self._originals = self._read(self._shared)
+                # the count that leaves every library at its own setting
+                self._full = max(filter(None, self._originals), default=None)
+                self._applied = self._full
+            self._active[me] = self._active.get(me, 0) + 1
+            self._generation += 1
+            full = self._full
+        if tls.depth == 0:
+            tls.originals = self._read(self._per_thread)
+            tls.full = max(filter(None, tls.originals), default=None)
+            tls.applied = tls.full
+        tls.depth += 1
+        bound = max(full or 0, tls.full or 0)
+        if forced is not None:
+            tls.caps.append(max(1, int(forced)))
+        return bound
+
+    def _exit(self, forced):
+        tls = self._tls
+        me = threading.get_ident()
+        if forced is not None:
+            tls.caps.pop()
+        tls.depth -= 1
+        if tls.depth == 0 and tls.applied != tls.full:
+            self._write(self._per_thread, tls.originals, None)
+            tls.applied = tls.full
+        with self._lock:
+            left = self._active[me] - 1
+            if left:
+                self._active[me] = left
+            else:
+                del self._active[me]
+            self._generation += 1
+            if not self._active and self._applied != self._full:
+                self._write(self._shared, self._originals, None)
+                self._applied = self._full
+
+    def _apply(self, n):
+        """Set ``n`` threads (capped per library by the user's setting)."""
+        tls = self._tls
+        if tls.full is not None and tls.applied != min(n, tls.full):
+            tls.applied = min(n, tls.full)
+            self._write(self._per_thread, tls.originals, tls.applied)
+        full = self._full
+        if full is not None and self._applied != min(n, full):
+            with self._lock:
+                n = min(n, self._full or n)
+                if self._applied != n and self._active:
+                    self._write(self._shared, self._originals, n)
+                    self._applied = n
+
+    def session(self, key, largest_gemm, threads=None):
+        return _Session(self, key, largest_gemm, threads)
+
+    def forget(self):
+        """Drop everything measured (tests, or after the machine changed)."""
+        with self._lock:
+            self._stats.clear()
+
+    # -------------------------------------------------------------- policy
+    def _choose(self, session):
+        """The count for the next chunk, and whether to measure it."""
+        bound = session.bound
+        cap = min(self._tls.caps, default=None)
+        with self._lock:
+            concurrent = len(self._active)
+            generation = self._generation
+        if session.fixed is not None or bound <= 1:
+            n = session.fixed if session.fixed is not None else 1
+            return min(n, cap or n), None
+        if concurrent > 1:
+            stats = self._stats.get(session.stats_key)
+            best = stats.best if stats is not None and stats.best else bound
+            n = max(1, min(best, bound // concurrent))
+            return min(n, cap or n), None
+        with self._lock:
+            stats = self._stats.get(session.stats_key)
+            if stats is None:
+                while len(self._stats) >= MAX_KEYS:
+                    del self._stats[next(iter(self._stats))]
+                stats = self._stats[session.stats_key] = _KeyStats(session.candidates)
+            if not stats.queue and self.clock() >= stats.next_probe:
+                self._start_probe(stats, session.candidates)
+            n = stats.queue[0] if stats.queue else stats.best
+        if cap is not None and cap < n:
+            return cap, None
+        return n, (stats, n, generation)
+
+    @staticmethod
+    def _start_probe(stats, candidates):
+        i = candidates.index(stats.best)
+        stats.queue = [candidates[j] for j in (i - 1, i + 1)
+                       if 0 <= j < len(candidates)]
+        stats.round = {}
+
+    def _record(self, measuring, per_unit):
+        stats, n, generation = measuring
+        with self._lock:
+            if generation != self._generation or len(self._active) > 1:
+                return  # another thread's session overlapped this chunk
+            now = self.clock()
+            if stats.queue and stats.queue[0] == n:
+                stats.queue.pop(0)
+                old = stats.round.get(n)
+                stats.round[n] = per_unit if old is None else min(old, per_unit)
+                if not stats.queue:
+                    self._finish_round(stats, now)
+            elif n == stats.best:
+                stats.avg = (per_unit if stats.avg is None else
+                             (1 - SMOOTHING) * stats.avg + SMOOTHING * per_unit)
+                slower = stats.avg > stats.ref * DRIFT
+                faster = stats.avg < stats.ref / DRIFT
+                if (slower and stats.best > 1) or (faster and stats.best < stats.top):
+                    # The machine changed (a core became busy, or free):
+                    # probe now, but not more often than every wait / 8 s
+                    # while probing keeps losing (a noisy machine).
+                    stats.next_probe = min(stats.next_probe, max(
+                        now, stats.last_round + stats.wait / 8))
+                elif slower or faster:
+                    stats.ref = stats.avg  # no count to try that way
+
+    @staticmethod
+    def _finish_round(stats, now):
+        if stats.exploring:
+            stats.exploring = False
+            best = min(stats.round, key=lambda c: (stats.round[c], c))
+            won = True
+        else:
+            best, won = stats.best, False
+            for c, t in sorted(stats.round.items(), key=lambda ct: ct[1]):
+                if t < SWITCH_MARGIN * stats.avg:
+                    best, won = c, True
+                break
+        if won:
+            stats.best = best
+            stats.ref = stats.avg = stats.round[best]
+            stats.wait = PROBE_AFTER
+        else:
+            # The winner stays; its present speed is the new reference, so a
+            # drift already seen does not trigger the next round at once.
+            stats.ref = stats.avg
+            stats.wait = min(2 * stats.wait, PROBE_AFTER_MAX)
+        stats.next_probe = now + stats.wait
+        stats.last_round = now
+        stats.round = {}
 
 
 class _Session:
-    def __init__(self, key, largest_gemm):
+    __slots__ = ("_owner", "key", "bound", "fixed", "candidates", "stats_key",
+                 "_forced", "_measuring", "_start", "threads")
+
+    def __init__(self, owner, key, largest_gemm, threads):
+        self._owner = owner
         self.key = key
-        self.single = largest_gemm < BLAS_SINGLE_THREAD_BELOW
+        self._forced = threads
+        self.fixed = threads
+        if threads is None and largest_gemm < TINY_GEMM:
+            self.fixed = 1
+        self.bound = 0
+        self.candidates = None
+        self.stats_key = None
+        self._measuring = None
+        self._start = None
+        self.threads = None   # the count of the current chunk
 
     def __enter__(self):
-        global _running, _limiter
-        with _lock:
-            _running += 1
-            if _limiter is None and (self.single or _running > 1):
-                _limiter = _limit_blas_to_one()
+        self.bound = self._owner._enter(self._forced)
+        if self.fixed is not None:
+            self.fixed = max(1, min(int(self.fixed), max(self.bound, 1)))
+            if self._forced is not None and self.bound >= 1:
+                self._owner._apply(self.fixed)  # in force for the whole block
+        self.candidates = candidate_counts(self.bound)
+        self.stats_key = (self.key, self.bound)
         return self
 
     def begin(self):
-        """Before a chunk: set the BLAS thread count for it."""
+        """Before a chunk: set the BLAS thread count for it; returns it (None
+        when no BLAS library can be controlled)."""
+        owner = self._owner
+        if self.bound < 1:
+            return None
+        n, self._measuring = owner._choose(self)
+        owner._apply(n)
+        self.threads = n
+        self._start = owner.clock() if self._measuring is not None else None
+        return n
 
     def end(self, units):
         """After a chunk of ``units`` units of work."""
+        if self._start is None:
+            return
+        elapsed = self._owner.clock() - self._start
+        self._start = None
+        if units > 0 and elapsed >= 0:
+            self._owner._record(self._measuring, elapsed / units)
 
     def __exit__(self, *exc):
-        global _running, _limiter
-        with _lock:
-            _running -= 1
-            if _running == 0 and _limiter is not None:
-                try:
-                    _limiter.restore_original_limits()
-                finally:
-                    _limiter = None
+        self._start = None
+        self._owner._exit(self._forced)
         return False
 
 
-def blas_session(key, largest_gemm):
+_policy = BlasThreads()
+
+
+def forced_threads():
+    """The count forced by the ``FASTBP_BLAS_THREADS`` environment variable,
+    or None (unset or empty: measure)."""
+    value = os.environ.get("FASTBP_BLAS_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError("FASTBP_BLAS_THREADS must be a positive integer "
+                         f"(a BLAS thread count), got {value!r}.")
+    return n
+
+
+def blas_session(key, largest_gemm, *, threads=None):
     """Context manager for one kernel call made of chunks (see the module
-    docstring)."""
-    return _Session(key, largest_gemm)
+    docstring). ``threads`` (or else the ``FASTBP_BLAS_THREADS`` environment
+    variable) forces a count for the session and for sessions nested in it in
+    the same thread, capped by the user's setting, without measuring."""
+    if threads is None:
+        threads = forced_threads()
+    return _policy.session(key, largest_gemm, threads)
+
+
+def blas_limit(threads):
+    """Run a block (code that is not chunked, e.g. an optimizer's own BLAS
+    calls) on at most ``threads`` BLAS threads, restoring the user's setting
+    afterwards exactly like a session; sessions opened inside it in the same
+    thread use at most that many."""
+    return _policy.session(None, 0, threads)

@@ -141,10 +141,10 @@ def minimize_lbfgs(fun, x0, *, max_iter, max_fun, tol, callback=None, work=None)
     """
     from contextlib import nullcontext
 
-    from threadpoolctl import threadpool_limits
+    from ._blas_threads import blas_limit
 
     small = work is not None and work < SMALL_LBFGS_WORK
-    with threadpool_limits(limits=1, user_api="blas") if small else nullcontext():
+    with blas_limit(1) if small else nullcontext():
         return scipy.optimize.minimize(
             fun,
             x0,

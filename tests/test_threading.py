@@ -7,7 +7,11 @@ concurrent fits); the speed-up itself is measured by the benchmark suite and
 by examples/threading_speedup.py, not asserted here.
 """
 
+import json
 import os
+import subprocess
+import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import joblib
@@ -88,3 +92,87 @@ def test_concurrent_regressors_and_predict(digits):
         preds = list(pool.map(lambda _: reg.predict(X), range(8)))
     for p in preds:
         np.testing.assert_array_equal(p, expected)
+
+
+# Issue 9, item 2: after fits run in parallel threads, every BLAS library of the
+# process (NumPy's and SciPy's OpenBLAS) is back at its previous thread count.
+# Each group of repetitions runs in a fresh process (the state that decided
+# whether the setting leaked is process-wide: which thread threadpoolctl let
+# control OpenBLAS), with OPENBLAS_NUM_THREADS=2 as the user's setting; each
+# repetition runs two fits at once in new threads, solvers mixed.
+_RESTORE_SCRIPT = textwrap.dedent("""
+    import json, sys, threading, warnings
+    import joblib
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import GridSearchCV
+    from threadpoolctl import threadpool_info
+    from fastbp import BPClassifier
+
+    warnings.simplefilter("ignore")
+    mode, backend, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    solvers = ["adam", "sgd", "lbfgs"]
+
+    def blas():
+        return {d["filepath"]: d["num_threads"] for d in threadpool_info()
+                if d["user_api"] == "blas"}
+
+    def model(rep, solver="adam"):
+        return BPClassifier((16,), solver=solver, max_iter=5, random_state=rep,
+                            backend=backend)
+
+    leaks, errors = [], []
+    for rep in range(reps):
+        pair = [solvers[rep % 3], solvers[(rep + 1 + rep // 3) % 3]]
+        before = blas()
+        if mode == "threads":
+            def fit(solver, rep=rep):
+                try:
+                    model(rep, solver).fit(X, y)
+                except BaseException as exc:
+                    errors.append(repr(exc))
+            threads = [threading.Thread(target=fit, args=(s,)) for s in pair]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        else:
+            with joblib.parallel_backend("threading", n_jobs=2):
+                GridSearchCV(model(rep), {"solver": pair}, cv=2, n_jobs=2).fit(X, y)
+        after = blas()
+        if after != before:
+            leaks.append([rep, pair, before, after])
+    print(json.dumps({"leaks": leaks, "errors": errors, "libraries": len(blas())}))
+""")
+
+
+def _compiled_backend_has_its_own_thread_limit():
+    # Until the compiled backend drives its epochs through
+    # fastbp._blas_threads, its own threadpoolctl limit (_EpochThreads) races
+    # with the sessions of the other fit; the condition goes false by itself.
+    from fastbp import _cython_backend
+
+    return hasattr(_cython_backend, "_EpochThreads")
+
+
+@pytest.mark.parametrize("backend", [
+    "numpy",
+    pytest.param("cython", marks=pytest.mark.xfail(
+        _compiled_backend_has_its_own_thread_limit(), strict=False,
+        reason="compiled backend still limits BLAS through threadpoolctl")),
+])
+@pytest.mark.parametrize("mode", ["threads", "gridsearch"])
+def test_blas_threads_restored_after_concurrent_fits(mode, backend):
+    import fastbp
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastbp.__file__)))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2",
+               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", _RESTORE_SCRIPT, mode, backend, "20"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["errors"] == []
+    assert result["libraries"] >= 1
+    assert result["leaks"] == []

@@ -1,0 +1,525 @@
+"""The BLAS thread policy of fastbp._blas_threads.
+
+The policy is driven by a fake clock and fake libraries: each simulated chunk
+advances the clock by (seconds per unit at the thread count the fake library
+holds) x units, so every decision is deterministic. The last tests use the
+real BLAS libraries of the process, checked through threadpoolctl.
+"""
+
+import itertools
+import threading
+
+import pytest
+
+from fastbp import _blas_threads as bt
+
+BIG = 2 ** 24  # multiply-adds of a product large enough to be measured
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeLibrary:
+    """A process-wide BLAS: its count, and every count it was set to."""
+
+    def __init__(self, n, name="fake"):
+        self.n = n
+        self.name = name
+        self.history = []
+
+    def get(self):
+        return self.n
+
+    def set(self, n):
+        self.n = n
+        self.history.append(n)
+
+    def library(self, per_thread=False):
+        return bt._Library(self.name, self.get, self.set, per_thread)
+
+
+def make_policy(*libraries):
+    clock = FakeClock()
+    policy = bt.BlasThreads(clock=clock,
+                            libraries=lambda: [lib.library() for lib in libraries])
+    return policy, clock
+
+
+def run_chunks(policy, clock, lib, seconds_per_unit, chunks, key="k",
+               units=10, session=None):
+    """Run ``chunks`` chunks; each costs ``seconds_per_unit(threads)`` per
+    unit, ``threads`` being what the fake library holds. Returns the counts."""
+    used = []
+
+    def go(s):
+        for _ in range(chunks):
+            s.begin()
+            used.append(lib.n)
+            clock.t += seconds_per_unit(lib.n) * units
+            s.end(units)
+
+    if session is not None:
+        go(session)
+    else:
+        with policy.session(key, BIG) as s:
+            go(s)
+    return used
+
+
+MS = 1e-3  # chunks of 10 units take a few ms, as real chunks do
+
+
+def idle(n):       # 2 threads win, 4 win more
+    return {1: 1.0, 2: 0.6, 4: 0.4}[n] * MS
+
+
+def busy(n):       # a second thread waits for a busy core
+    return {1: 1.3, 2: 20.0, 4: 40.0}[n] * MS
+
+
+def test_candidates_are_powers_of_two_up_to_the_bound():
+    assert bt.candidate_counts(1) == [1]
+    assert bt.candidate_counts(2) == [1, 2]
+    assert bt.candidate_counts(6) == [1, 2, 4, 6]
+    assert bt.candidate_counts(8) == [1, 2, 4, 8]
+
+
+def test_picks_the_faster_count_when_more_threads_win():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    used = run_chunks(policy, clock, lib, idle, 12)
+    assert used[:4] == [1, 2, 1, 2]          # two exploring rounds
+    assert set(used[4:]) == {2}
+    assert lib.n == 2
+
+
+def test_picks_one_thread_when_a_second_one_loses():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    used = run_chunks(policy, clock, lib, busy, 12)
+    assert set(used[4:]) == {1}
+    assert lib.n == 2                        # the user's setting is back
+
+
+def test_what_was_learned_is_kept_for_the_next_session_with_the_same_key():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, busy, 4)
+    assert run_chunks(policy, clock, lib, busy, 3) == [1, 1, 1]
+    # another key explores on its own
+    assert run_chunks(policy, clock, lib, busy, 2, key="other") == [1, 2]
+
+
+def test_a_core_becoming_busy_mid_fit_is_noticed_at_once():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    with policy.session("k", BIG) as s:
+        run_chunks(policy, clock, lib, idle, 6, session=s)
+        assert lib.n == 2
+        # well before PROBE_AFTER seconds of the running count: the drift
+        # of its own time per unit triggers the probe
+        used = run_chunks(policy, clock, lib, busy, 4, session=s)
+    assert clock.t < bt.PROBE_AFTER
+    assert used[:2] == [2, 1]                # one slow chunk, then the probe
+    assert used[2:] == [1, 1]
+
+
+def test_a_core_becoming_free_is_noticed_by_a_later_probe():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, busy, 6)
+
+    def free_again(n):   # one thread as fast as when busy: no drift
+        return {1: 1.3, 2: 0.7}[n] * MS
+
+    used = run_chunks(policy, clock, lib, free_again, 200)
+    assert 2 in used
+    assert used[-5:] == [2] * 5
+
+
+def test_one_thread_getting_slower_does_not_probe_more_threads():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, busy, 6)
+
+    def busier(n):       # one thread 3x slower: more threads cannot help
+        return {1: 4.0, 2: 60.0}[n] * MS
+
+    start = clock.t
+    used = run_chunks(policy, clock, lib, busier, 15)
+    assert clock.t - start < bt.PROBE_AFTER
+    assert set(used) == {1}
+
+
+def test_drift_probes_back_off_on_a_noisy_machine():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, idle, 6)
+    swings = itertools.cycle([1.0] * 3 + [4.0] * 3)   # load comes and goes
+
+    def noisy(n):
+        return idle(n) * next(swings) if n == 2 else 3.0 * MS
+
+    used = run_chunks(policy, clock, lib, noisy, 3000)
+    probes = used.count(1)
+    assert used[-1] == 2
+    # at most one probe chunk per wait / 8 seconds, wait doubling while the
+    # probes lose: far fewer than one probe per slow swing (500 of them)
+    assert 5 <= probes <= 60
+
+
+def test_probing_backs_off_while_it_keeps_losing():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    used = run_chunks(policy, clock, lib, busy, 6000)
+    probe_times = []
+    t = 0.0
+    for n in used:
+        if n == 2:
+            probe_times.append(t)
+        t += busy(n) * 10
+    # after exploring, waits of 1, 2, 4, 8, 16, 16, ... seconds between probes
+    # (each gap also holds the slow probe chunk itself, 0.2 s)
+    gaps = [round(b - a) for a, b in zip(probe_times[1:], probe_times[2:])]
+    assert gaps == [1, 2, 4, 8, 16, 16, 16]
+
+
+def test_never_more_threads_than_the_user_setting_at_session_start():
+    lib = FakeLibrary(4)
+    policy, clock = make_policy(lib)
+
+    def more_is_faster(n):
+        return MS / n
+
+    used = run_chunks(policy, clock, lib, more_is_faster, 20)
+    assert max(used) == 4 and used[-1] == 4
+    lib.n = 2                                 # the user limits BLAS to 2
+    lib.history.clear()
+    used = run_chunks(policy, clock, lib, more_is_faster, 20)
+    assert max(used) == 2 and max(lib.history) == 2
+    assert lib.n == 2
+    lib.n = 1
+    lib.history.clear()
+    run_chunks(policy, clock, lib, more_is_faster, 20)
+    assert lib.history == [] and lib.n == 1
+
+
+def test_each_library_is_capped_by_its_own_setting():
+    numpy_blas, scipy_blas = FakeLibrary(4, "numpy"), FakeLibrary(2, "scipy")
+    policy, clock = make_policy(numpy_blas, scipy_blas)
+    used = run_chunks(policy, clock, numpy_blas, lambda n: MS / n, 10)
+    assert used[:3] == [1, 2, 4]              # exploring 1, 2, 4 threads
+    assert max(numpy_blas.history) == 4
+    assert max(scipy_blas.history) == 2       # never above its own setting
+    assert (numpy_blas.n, scipy_blas.n) == (4, 2)
+
+
+def test_tiny_products_run_on_one_thread_without_measuring():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    with policy.session("k", bt.TINY_GEMM - 1) as s:
+        for _ in range(5):
+            assert s.begin() == 1
+            clock.t += MS
+            s.end(1)
+    assert lib.history == [1, 2]
+    assert policy._stats == {}
+
+
+def test_the_number_of_keys_remembered_is_bounded(monkeypatch):
+    monkeypatch.setattr(bt, "MAX_KEYS", 3)
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    for rows in range(10):                      # e.g. predict on 10 sizes
+        run_chunks(policy, clock, lib, idle, 1, key=("forward", rows))
+    assert list(policy._stats) == [(("forward", r), 2) for r in (7, 8, 9)]
+
+
+def test_the_count_is_set_only_when_it_changes():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, busy, 4)
+    lib.history.clear()
+    run_chunks(policy, clock, lib, busy, 50, units=0)  # 0 units: not measured
+    assert lib.history == [1, 2]           # once in, once back out
+
+
+def test_restores_the_setting_when_a_chunk_raises():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    with pytest.raises(KeyboardInterrupt):
+        with policy.session("k", BIG, threads=1) as s:
+            s.begin()
+            assert lib.n == 1
+            raise KeyboardInterrupt
+    assert lib.n == 2
+
+
+def test_concurrent_sessions_share_the_cores_and_restore_when_the_last_ends():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, idle, 6)   # alone, 2 threads win
+    both_in, first_out = threading.Barrier(2), threading.Event()
+    seen = {}
+
+    def first():
+        with policy.session("k", BIG) as s:
+            both_in.wait()
+            s.begin()
+            seen["first"] = lib.n
+            s.end(10)
+        first_out.set()
+
+    def second():
+        with policy.session("k", BIG) as s:
+            both_in.wait()
+            first_out.wait()
+            seen["second, alone again"] = lib.n   # not yet re-chosen
+            s.begin()
+            seen["second, next chunk"] = lib.n
+            s.end(10)
+            seen["second, after"] = lib.n
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"first": 1, "second, alone again": 1,
+                    "second, next chunk": 2, "second, after": 2}
+    assert lib.n == 2
+    assert lib.history[-1] == 2
+
+
+@pytest.mark.parametrize("other_ends_first", [True, False])
+def test_chunks_overlapping_another_session_are_not_measured(other_ends_first):
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    other_in, done, other_out = (threading.Event() for _ in range(3))
+
+    def other():
+        with policy.session("other", BIG):
+            other_in.set()
+            done.wait()
+        other_out.set()
+
+    t = threading.Thread(target=other)
+    with policy.session("k", BIG) as s:
+        assert s.begin() == 1                 # alone: exploring starts
+        t.start()                             # another session starts ...
+        other_in.wait()
+        if other_ends_first:                  # ... and perhaps ends
+            done.set()
+            other_out.wait()
+        clock.t += 100.0                      # a chunk slowed down by it
+        s.end(10)
+    done.set()
+    t.join()
+    stats = policy._stats[("k", 2)]
+    assert stats.round == {}                  # that chunk was not counted
+    assert stats.queue[0] == 1                # and is measured again
+    assert lib.n == 2
+
+
+def test_a_limit_caps_sessions_nested_in_it_in_the_same_thread():
+    lib = FakeLibrary(4)
+    policy, clock = make_policy(lib)
+    with policy.session(None, 0, threads=1):
+        assert lib.n == 1                      # in force for the whole block
+        used = run_chunks(policy, clock, lib, lambda n: MS / n, 10)
+        assert set(used) == {1}
+        assert lib.n == 1                      # the outer limit still holds
+    assert lib.n == 4
+    stats = policy._stats.get(("k", 4))
+    assert stats is None or set(stats.round) <= {1}   # nothing seen above 1
+
+
+def test_environment_variable_forces_a_count_without_measuring(monkeypatch):
+    lib = FakeLibrary(4)
+    policy, clock = make_policy(lib)
+    monkeypatch.setattr(bt, "_policy", policy)
+    monkeypatch.setenv("FASTBP_BLAS_THREADS", "2")
+    with bt.blas_session("k", BIG) as s:
+        for _ in range(6):
+            assert s.begin() == 2
+            clock.t += MS
+            s.end(1)
+    assert lib.history == [2, 4] and policy._stats == {}
+    monkeypatch.setenv("FASTBP_BLAS_THREADS", "8")     # capped by the setting
+    with bt.blas_session("k", BIG) as s:
+        assert s.begin() == 4
+    monkeypatch.setenv("FASTBP_BLAS_THREADS", "")      # empty: measure
+    with bt.blas_session("k", BIG) as s:
+        assert s.begin() == 1 and ("k", 4) in policy._stats
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_environment_variable_must_be_a_positive_count(monkeypatch, value):
+    monkeypatch.setenv("FASTBP_BLAS_THREADS", value)
+    with pytest.raises(ValueError, match="FASTBP_BLAS_THREADS"):
+        bt.blas_session("k", BIG)
+
+
+def test_no_library_means_nothing_to_do():
+    policy = bt.BlasThreads(clock=FakeClock(), libraries=lambda: [])
+    with policy.session("k", BIG) as s:
+        assert s.begin() is None
+        s.end(3)
+
+
+def test_per_thread_libraries_are_set_and_restored_in_the_sessions_thread():
+    counts = {}
+
+    def get():
+        return counts.get(threading.get_ident(), 4)
+
+    def set_(n):
+        counts[threading.get_ident()] = n
+
+    policy = bt.BlasThreads(
+        clock=FakeClock(),
+        libraries=lambda: [bt._Library("omp", get, set_, per_thread=True)])
+
+    def work():
+        with policy.session("k", BIG, threads=2) as s:
+            s.begin()
+            assert get() == 2
+        assert get() == 4
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    work()
+    assert set(counts.values()) == {4}
+
+
+# ------------------------------------------------------- real BLAS libraries
+def _real_counts():
+    from threadpoolctl import threadpool_info
+
+    return {d["filepath"]: d["num_threads"] for d in threadpool_info()
+            if d["user_api"] == "blas"}
+
+
+@pytest.fixture
+def two_blas_threads():
+    """Real BLAS at two threads (raw entry points, as a user's
+    OPENBLAS_NUM_THREADS=2 would leave it), restored afterwards."""
+    libraries = bt.scan_libraries()
+    if not libraries:
+        pytest.skip("no BLAS library threadpoolctl can control")
+    before = [lib.get() for lib in libraries]
+    for lib in libraries:
+        lib.set(2)
+    if set(_real_counts().values()) != {2}:
+        for lib, n in zip(libraries, before):
+            lib.set(n)
+        pytest.skip("BLAS cannot run two threads here")
+    yield
+    for lib, n in zip(libraries, before):
+        lib.set(n)
+
+
+def test_limits_take_effect_while_another_thread_controls_threadpoolctl(
+        two_blas_threads):
+    # threadpoolctl gives one live thread control of a pthreads OpenBLAS and
+    # ignores set_num_threads from all others; fastbp must not depend on it.
+    from threadpoolctl import threadpool_limits
+
+    from threadpoolctl import OpenBLASController
+
+    OpenBLASController.clear_controlling_thread(force=True)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_control():
+        with threadpool_limits(limits=2, user_api="blas"):
+            holding.set()
+            release.wait()
+
+    t = threading.Thread(target=hold_control)
+    t.start()
+    holding.wait()
+    try:
+        before = _real_counts()
+        with bt.blas_limit(1):
+            assert set(_real_counts().values()) == {1}
+        assert _real_counts() == before
+    finally:
+        release.set()
+        t.join()
+
+
+def test_setting_restored_when_sessions_end_in_another_thread_than_began(
+        two_blas_threads):
+    # The first session limits BLAS in thread A, the last one to end runs in
+    # thread B while A is still alive: the user's setting must come back.
+    from threadpoolctl import OpenBLASController
+
+    OpenBLASController.clear_controlling_thread(force=True)
+    before = _real_counts()
+    a_limited, b_in, a_out, b_done = (threading.Event() for _ in range(4))
+
+    def a():
+        with bt.blas_limit(1):
+            a_limited.set()
+            b_in.wait()
+        a_out.set()
+        b_done.wait()          # keep thread A alive
+
+    def b():
+        a_limited.wait()
+        with bt.blas_session("b", BIG) as s:
+            b_in.set()
+            a_out.wait()
+            s.begin()
+            s.end(1)
+        b_done.set()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert _real_counts() == before
+
+
+def test_many_threads_of_sessions_leave_the_setting_as_it_was(two_blas_threads):
+    import numpy as np
+
+    from threadpoolctl import OpenBLASController
+
+    OpenBLASController.clear_controlling_thread(force=True)
+    before = _real_counts()
+    a = np.ones((64, 64))
+    errors = []
+
+    def work(i):
+        try:
+            for j in range(20):
+                limit = bt.blas_limit(1) if (i + j) % 3 == 0 else None
+                if limit is not None:
+                    limit.__enter__()
+                with bt.blas_session(("stress", i % 2), BIG) as s:
+                    for _ in range(3):
+                        s.begin()
+                        a @ a
+                        s.end(1)
+                if limit is not None:
+                    limit.__exit__(None, None, None)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        all_done.wait()  # every thread alive until all sessions have ended
+
+    all_done = threading.Barrier(8)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _real_counts() == before
