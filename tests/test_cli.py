@@ -336,3 +336,31 @@ def test_real_entry_point(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("fastbp: error:")
     assert "Traceback" not in bad.stderr
+
+
+def test_digits_example_prints_held_out_accuracy_per_epoch(capsys, monkeypatch):
+    import importlib.util
+
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from fastbp import BPClassifier
+
+    spec = importlib.util.spec_from_file_location(
+        "digits_main_job", os.path.join(ROOT, "examples", "digits_main_job.py"))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    monkeypatch.setattr(example, "progress", lambda: fastbp._callbacks.TextProgress())
+    example.main(["--epochs", "2", "--repeat", "1"])
+    out = capsys.readouterr().out
+    line = next(s for s in out.splitlines() if "test accuracy per epoch" in s)
+    first = line.split(":")[1].split()[0]
+    assert "times as long as fastbp's" in out
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, stratify=y,
+                                              random_state=0)
+    one_epoch = BPClassifier(hidden_layer_sizes=(128,), max_iter=1, random_state=0,
+                             early_stopping=True, n_iter_no_change=2).fit(X_tr, y_tr)
+    assert first == f"{one_epoch.score(X_te, y_te):.3f}"  # the test split, not training
