@@ -204,6 +204,8 @@ def _data_file(tmp_path, case):
         write_csv(p, HEADER, GOOD + [[1, 2, ""]])
     elif case == "no_file":
         p = tmp_path / "nope.csv"
+    elif case == "latin1":
+        p.write_bytes("a,b,label\n1,2,caf\u00e9\n".encode("latin-1"))
     else:
         write_csv(p, HEADER, GOOD)
     return str(p)
@@ -261,6 +263,7 @@ ERRORS = [
     (["--csv", "{csv}", "--target", "label"], "single_class", "single class"),
     (["--csv", "{csv}", "--target", "label"], "empty_target", "line 8: empty target value"),
     (["--csv", "{csv}", "--target", "label"], "no_file", "CSV file not found"),
+    (["--csv", "{csv}", "--target", "label"], "latin1", "cannot read CSV file"),
     (["--csv", "{csv}", "--target", "label", "--features", "a,zz"], "good",
      "--features: no column 'zz'"),
     (["--csv", "{csv}", "--target", "label", "--drop", "zz"], "good", "--drop: no column 'zz'"),
