@@ -128,6 +128,8 @@ def check_plot_path(path):
         raise UsageError(
             '--plot needs matplotlib, which is not installed: pip install "fastbp[plot]"'
         ) from None
+    if os.path.isdir(path):
+        raise UsageError(f"--plot {path}: is a directory, not a file name")
     formats = sorted(FigureCanvasBase.get_supported_filetypes())
     suffix = os.path.splitext(path)[1].lstrip(".").lower()
     if suffix not in formats:
