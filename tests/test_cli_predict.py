@@ -48,6 +48,8 @@ def test_saved_model_is_a_pipeline_on_the_csv_columns(trained):
     model, _ = trained
     pipe = joblib.load(model)
     assert list(pipe.feature_names_in_) == ["x", "colour", "noise"]
+    assert pipe[-1].coefs_[0].dtype == np.float32  # trained in --dtype float32
+    assert pipe[-1].n_features_in_ == 2 + 3  # x, noise and three colours
     new = _frame(60, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no feature-name warning

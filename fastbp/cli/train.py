@@ -174,6 +174,10 @@ def load(args):
             df, args.csv, target=args.target, features=args.features, drop=args.drop,
             categorical=args.categorical,
         )
+        # The scaled numeric columns keep this dtype and the one-hot columns
+        # are made in it: the estimator trains in --dtype. (No cast step in
+        # the Pipeline: a skops file would have to trust numpy.asarray.)
+        X = X.astype({c: args.dtype for c in numeric})
         regression, rule = decide_task(y, args.task, args.target)
         notes.append(rule)
         y = y.to_numpy(dtype=float if regression else None)
@@ -210,11 +214,10 @@ def build(args, data):
     ``contender`` is "fastbp" (``--backend``), "numpy" (fastbp's NumPy
     backend) or "sklearn" (scikit-learn's MLP with the same parameters).
     """
-    import numpy as np
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from .. import BPClassifier, BPRegressor
     from ..activations import canonical
@@ -237,12 +240,12 @@ def build(args, data):
             est = TransformedTargetRegressor(regressor=est, transformer=StandardScaler())
         columns = ColumnTransformer(
             [("numeric", StandardScaler(), data.numeric),
-             ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+             ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False,
+                                           dtype=args.dtype),
               data.categories)],
             remainder="drop",
         )
-        cast = FunctionTransformer(np.asarray, kw_args={"dtype": args.dtype})
-        return Pipeline([("columns", columns), ("dtype", cast), ("model", est)])
+        return Pipeline([("columns", columns), ("model", est)])
 
     make.estimator_name = Est.__name__
     return make
