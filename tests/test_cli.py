@@ -323,6 +323,23 @@ def test_missing_matplotlib_gives_an_install_hint(capsys, tmp_path, monkeypatch)
     assert out == ""  # before any work
 
 
+@pytest.mark.parametrize("subcommand", ["train", "predict"])
+def test_missing_pandas_gives_an_install_hint(capsys, tmp_path, monkeypatch, subcommand):
+    data = _data_file(tmp_path, "good")
+    model = tmp_path / "m.joblib"
+    joblib.dump(fastbp.BPClassifier(), model)
+    argv = (["--csv", data, "--target", "label"] if subcommand == "train"
+            else ["predict", str(model), data])
+    for name in list(sys.modules):
+        if name == "pandas" or name.startswith("pandas."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.strip() == ("fastbp: error: reading CSV files needs pandas, which is not "
+                           'installed: pip install "fastbp[cli]"')
+
+
 def test_bench_dispatch(monkeypatch):
     import fastbp._bench as bench
 

@@ -70,10 +70,9 @@ def _columns(model, df, args):
 
 def run(args, out=None):
     """``predict``: returns 0; the predictions go to ``--output`` or stdout."""
-    import pandas as pd
+    from .data import _require_pandas, read_csv
 
-    from .data import read_csv
-
+    pd = _require_pandas()
     out = sys.stdout if out is None else out
     if args.output:
         check_writable(args.output, "--output")
