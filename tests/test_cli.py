@@ -222,7 +222,7 @@ ERRORS = [
     # options
     (["--hidden", "0"], None, "--hidden"),
     (["--hidden", "ten"], None, "--hidden"),
-    (["--hidden", "64,,32"], None, "--hidden wants positive layer sizes"),
+    (["--hidden", "64,,32"], None, "argument --hidden: wants positive layer sizes"),
     (["--hidden", "64,"], None, "--hidden"),
     (["--activation", "swish"], None, "invalid choice"),
     (["--solver", "rmsprop"], None, "invalid choice"),

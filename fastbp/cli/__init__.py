@@ -43,7 +43,8 @@ def build_parser():
         description=(
             "Train a fastbp multilayer perceptron and compare it with the NumPy\n"
             "backend and scikit-learn's MLP (train, the default), apply a saved\n"
-            "model to a CSV file (predict), or run the benchmarks (bench)."
+            "model to a CSV file (predict), or run the benchmarks (bench).\n"
+            "The options of each: python -m fastbp SUBCOMMAND --help."
         ),
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -34,7 +34,7 @@ def hidden_sizes(text):
         sizes = ()
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(
-            f"--hidden wants positive layer sizes like 128 or 256,128; got {text!r}"
+            f"wants positive layer sizes like 128 or 256,128; got {text!r}"
         )
     return sizes
 
@@ -48,7 +48,7 @@ def batch_size(text):
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(
-            f"--batch-size wants a positive integer or 'auto'; got {text!r}"
+            f"wants a positive integer or 'auto'; got {text!r}"
         )
     return value
 
