@@ -274,19 +274,9 @@ def _backend_name(args):
     return "cython" if cython_available() else "numpy"
 
 
-def fit_and_report(args, data, make, out):
-    """Fit the model (with the progress display), score it, time the
-    comparison fits; returns the fitted model."""
-    from sklearn.exceptions import ConvergenceWarning
-
+def _print_header(args, data, make, backend, out):
     from .. import __version__
-    from ..interop import SKLEARN_HIDDEN_ACTIVATIONS
-    from ..activations import canonical
-    from . import report
-    from .progress import progress_callbacks
 
-    backend = _backend_name(args)
-    metric = "R^2     " if data.regression else "accuracy"
     print(f"fastbp {__version__}: {make.estimator_name} on {data.source}", file=out)
     print(f"  data: {len(data.y_train)} train / {len(data.y_test)} test rows, "
           f"{data.n_features} features, {data.kind}, {args.dtype}", file=out)
@@ -299,64 +289,99 @@ def fit_and_report(args, data, make, out):
         print("  note: the compiled backend is not built; running the NumPy backend", file=out)
     out.flush()
 
+
+def _contenders(args, make, backend):
+    """Name -> model factory for the timed fits (fastbp first), and a note
+    on a contender that had to be left out (or None)."""
+    from ..activations import canonical
+    from ..interop import SKLEARN_HIDDEN_ACTIVATIONS
+
+    contenders = {f"fastbp ({backend})": lambda: make("fastbp")}
+    if args.no_compare:
+        return contenders, None
+    if backend != "numpy":
+        contenders["fastbp (numpy)"] = lambda: make("numpy")
+    if canonical(args.activation) not in SKLEARN_HIDDEN_ACTIVATIONS:
+        return contenders, (f"scikit-learn MLP: skipped (no {args.activation!r} "
+                            "activation in scikit-learn)")
+    contenders["scikit-learn MLP"] = lambda: make("sklearn")
+    return contenders, None
+
+
+def _fit_shown(args, make, fit):
+    """The fit that is shown (progress display) and kept; returns
+    ``(model, seconds, displayed)``. The callbacks are removed afterwards,
+    so the saved model holds none."""
+    from . import report
+    from .progress import progress_callbacks
+
+    model = make("fastbp")
+    callbacks = progress_callbacks(not args.no_progress, stream=sys.stderr)
+    template = final_estimator(model)
+    if callbacks:
+        template.set_callbacks(*callbacks)
+    model, seconds = report.time_fit(lambda: model, fit)
+    if callbacks:
+        template.set_callbacks()
+        final_estimator(model).set_callbacks()
+    return model, seconds, bool(callbacks)
+
+
+def fit_and_report(args, data, make, out):
+    """Fit the model (with the progress display), score it, time the
+    comparison fits interleaved, print the results; returns the fitted model.
+
+    With the comparison on, the shown fit is not timed (the display would
+    slow it down): every contender, fastbp included, is fitted ``--repeat``
+    more times without display, in turn, and the medians are compared.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    from . import report
+
+    backend = _backend_name(args)
+    _print_header(args, data, make, backend, out)
+    contenders, skipped = _contenders(args, make, backend)
+
     def fit(model):
         try:
             model.fit(data.X_train, data.y_train)
         except (ValueError, TypeError) as exc:
             raise UsageError(f"training failed: {exc}") from None
 
-    contenders = {f"fastbp ({backend})": lambda: make("fastbp")}
-    skipped = None
-    if not args.no_compare:
-        if backend != "numpy":
-            contenders["fastbp (numpy)"] = lambda: make("numpy")
-        if canonical(args.activation) in SKLEARN_HIDDEN_ACTIVATIONS:
-            contenders["scikit-learn MLP"] = lambda: make("sklearn")
-        else:
-            skipped = (f"scikit-learn MLP: skipped (no {args.activation!r} activation "
-                       "in scikit-learn)")
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", message="The compiled backend of fastbp")
-        # The fit that is shown (progress display) and kept. With the
-        # comparison on it is not timed: the display would slow it down.
-        model = make("fastbp")
-        callbacks = progress_callbacks(not args.no_progress, stream=sys.stderr)
-        template = final_estimator(model)
-        if callbacks:
-            template.set_callbacks(*callbacks)
-        model, seconds = report.time_fit(lambda: model, fit)
-        if callbacks:
-            template.set_callbacks()
-            final_estimator(model).set_callbacks()
-        times, models = {}, {}
+        model, seconds, displayed = _fit_shown(args, make, fit)
+        first = next(iter(contenders))
         if args.no_compare:
-            times[next(iter(contenders))] = [seconds]
+            times, models = {first: [seconds]}, {}
         else:
-            print(f"timing {len(contenders)} contenders, {args.repeat} fit{'s' if args.repeat > 1 else ''} each, "
+            plural = "s" if args.repeat > 1 else ""
+            print(f"timing {len(contenders)} contenders, {args.repeat} fit{plural} each, "
                   "interleaved (no progress display)", file=out)
             out.flush()
             times, models = report.time_interleaved(contenders, fit, args.repeat)
+    models[first] = model  # the shown fit: same parameters, same seed
 
+    metric = "R^2     " if data.regression else "accuracy"
     print("results on the held-out test split:", file=out)
-    for i, name in enumerate(contenders):
-        fitted = model if i == 0 else models[name]
-        if name not in times:
-            continue
-        timing = report.summary(times[name])
-        if args.no_compare and callbacks:
+    for name, t in times.items():
+        timing = report.summary(t)
+        if args.no_compare and displayed:
             timing += ", progress display included"
+        fitted = models[name]
         print(report.result_row(name, metric, fitted.score(data.X_test, data.y_test), timing,
                                 final_estimator(fitted).n_iter_), file=out)
     if skipped:
         print(f"  {skipped}", file=out)
-    first = next(iter(contenders))
-    for other in list(times)[1:]:
-        if other == "scikit-learn MLP" or len(times) == 2:
-            line = report.speed_line(first, times[first], other, times[other])
-            if line:
-                print(f"  {line}", file=out)
+    # fastbp against scikit-learn (or, without it, against the NumPy backend)
+    other = "scikit-learn MLP" if "scikit-learn MLP" in times else next(
+        (name for name in times if name != first), None)
+    if other is not None:
+        line = report.speed_line(first, times[first], other, times[other])
+        if line:
+            print(f"  {line}", file=out)
     note = report.busy_note(times)
     if note:
         print(f"  {note}", file=out)
