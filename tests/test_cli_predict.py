@@ -122,6 +122,23 @@ def test_regression_round_trip(tmp_path, capsys):
     assert code == 2 and "is a regressor" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("target, name", [("label", "BPClassifier"), ("y", "BPRegressor")])
+def test_progress_display_on_csv_models_and_not_saved(tmp_path, capsys, target, name):
+    frame = _frame(80, 5)
+    frame["y"] = frame["x"] * 3.5 + 1.25
+    frame.drop(columns="y" if target == "label" else "label").to_csv(tmp_path / "d.csv")
+    model = tmp_path / "m.joblib"
+    code = entry.main(["--csv", str(tmp_path / "d.csv"), "--target", target, "--drop", "key",
+                       "--epochs", "2", "--no-compare", "--save", str(model)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"{name} epoch 1/2" in err and f"{name} epoch 2/2" in err
+    pipe = joblib.load(model)
+    for part in [pipe, pipe[-1], getattr(pipe[-1], "regressor", None),
+                 getattr(pipe[-1], "regressor_", None)]:
+        assert not hasattr(part, "_skl_callbacks")
+
+
 def test_skops_round_trip(tmp_path, capsys):
     pytest.importorskip("skops")
     pytest.importorskip("fastbp.persistence")

@@ -317,14 +317,27 @@ def _fit_shown(args, make, fit):
 
     model = make("fastbp")
     callbacks = progress_callbacks(not args.no_progress, stream=sys.stderr)
-    template = final_estimator(model)
+    host = _callback_host(model)
     if callbacks:
-        template.set_callbacks(*callbacks)
+        host.set_callbacks(*callbacks)
     model, seconds = report.time_fit(lambda: model, fit)
     if callbacks:
-        template.set_callbacks()
+        host.set_callbacks()
         final_estimator(model).set_callbacks()
     return model, seconds, bool(callbacks)
+
+
+def _callback_host(model):
+    """Where the progress callbacks go: on the outermost object that passes
+    them down to the MLP. A Pipeline propagates them to its last step (and
+    refuses them set on the step itself); TransformedTargetRegressor does
+    not, but fits a clone of its regressor, which keeps them."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline) and isinstance(model[-1], TransformedTargetRegressor):
+        return model[-1].regressor
+    return model
 
 
 def fit_and_report(args, data, make, out):
