@@ -128,10 +128,13 @@ def test_progress_display_on_csv_models_and_not_saved(tmp_path, capsys, target, 
     frame["y"] = frame["x"] * 3.5 + 1.25
     frame.drop(columns="y" if target == "label" else "label").to_csv(tmp_path / "d.csv")
     model = tmp_path / "m.joblib"
-    code = entry.main(["--csv", str(tmp_path / "d.csv"), "--target", target, "--drop", "key",
-                       "--epochs", "2", "--no-compare", "--save", str(model)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = entry.main(["--csv", str(tmp_path / "d.csv"), "--target", target, "--drop",
+                           "key", "--epochs", "2", "--no-compare", "--save", str(model)])
     out, err = capsys.readouterr()
     assert code == 0, err
+    assert [str(w.message) for w in caught if "callbacks" in str(w.message)] == []
     assert f"{name} epoch 1/2" in err and f"{name} epoch 2/2" in err
     pipe = joblib.load(model)
     for part in [pipe, pipe[-1], getattr(pipe[-1], "regressor", None),

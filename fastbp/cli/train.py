@@ -365,6 +365,8 @@ def fit_and_report(args, data, make, out):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", message="The compiled backend of fastbp")
+        # The Pipeline's column step cannot show progress; the MLP does.
+        warnings.filterwarnings("ignore", message="The estimator .* does not support callbacks")
         model, seconds, displayed = _fit_shown(args, make, fit)
         first = next(iter(contenders))
         if args.no_compare:
