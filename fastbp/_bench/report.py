@@ -314,15 +314,20 @@ def plot(report, path):
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
     for key in BACKEND_ORDER:
+        color = None  # a backend's busy line (dashed) in the colour of its idle line
         for topic, style in (("results", "-"), ("busy", "--")):
             rows = sorted((r for r in report.get(topic, []) if r["backend_key"] == key
                            and r.get("kind", "train") == "train"),
-                          key=lambda r: r["batch_size"])
-            if rows:
-                label = BACKEND_LABELS[key] + (" (busy)" if topic == "busy" else "")
-                ax.plot([r["batch_size"] for r in rows],
-                        [r.get("s_per_epoch", r.get("seconds")) for r in rows],
-                        style, marker="o", label=label)
+                          key=lambda r: (r["busy_procs"] if topic == "busy" else 0,
+                                         r["batch_size"]))
+            for n_busy in sorted({r.get("busy_procs", 0) for r in rows}):
+                part = [r for r in rows if r.get("busy_procs", 0) == n_busy]
+                label = BACKEND_LABELS[key] + (f" ({n_busy} busy)" if n_busy else "")
+                (line,) = ax.plot([r["batch_size"] for r in part],
+                                  [r["s_per_epoch"] for r in part],
+                                  style, marker="s" if n_busy else "o", label=label,
+                                  color=color, mfc="none" if n_busy else None)
+                color = line.get_color()
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     batches = sorted({r["batch_size"] for r in report["results"]})
