@@ -3,6 +3,8 @@ FLOP and GEMM-shape bookkeeping, the busy-looping processes (started,
 stopped, never orphaned), the reliability verdict and the tables. No timing
 assertions (timings are for the benchmarks, not for tests)."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -45,9 +47,6 @@ def _busy_children():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    import contextlib
-    import io
-
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = _bench.main(["--tiny", "--backends", "cython,numpy,sklearn", "--busy", "1",
