@@ -1,15 +1,16 @@
 """pytest-benchmark suite: fastbp (cython, numpy) vs scikit-learn (and torch).
 
-    pytest benchmarks/ --benchmark-only            # full suite, ~15 min on 2 cores
-    pytest benchmarks/ --benchmark-only --quick    # quick subset, < 1 min
+    pytest benchmarks/ --benchmark-only            # full suite
+    pytest benchmarks/ --benchmark-only --quick    # quick subset
     pytest benchmarks/ --benchmark-only -m quick   # the same
 
 Every case runs one timed round (``benchmark.pedantic``): the workloads are
 seconds long and the machine is shared, so compare the ratios of one run, not
 absolute times. Each case stores what it measured in ``benchmark.extra_info``
 (seconds per epoch, samples/s, GFLOP/s, ...) and in a session registry; the
-terminal summary prints the ratios against the targets of DESIGN.md (the
-suite reports, it never fails on a timing).
+terminal summary prints the ratios in the tables of ``python -m fastbp
+bench`` (``fastbp._bench.report``), against the targets of
+docs/performance.md (the suite reports, it never fails on a timing).
 
 Quick mode (``--quick`` or a ``-m`` expression naming ``quick``) keeps only
 the cases marked ``quick`` (float32, one or a few cases per topic, no torch)
@@ -20,10 +21,10 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-
 from bench_utils import DTYPES, RESULTS, SIZES  # noqa: F401
 
 from fastbp import _bench
+from fastbp._bench import report
 
 
 def pytest_addoption(parser):
@@ -77,8 +78,20 @@ def gemm_peak(sizes):
 
 
 # ------------------------------------------------------------ the report
-def _ratio(a, b):
-    return a / b if a and b else float("nan")
+def _with_ratios(rows, key, same):
+    """Copies of ``rows`` with speed-ups vs scikit-learn, the NumPy backend
+    and PyTorch among the rows that agree on the ``same`` fields."""
+    out = []
+    for r in rows:
+        peers = {x["backend"]: x[key] for x in rows if all(x.get(f) == r.get(f) for f in same)}
+        out.append(dict(r, vs_sklearn=report.ratio(peers.get("sklearn"), r[key]),
+                        vs_numpy=report.ratio(peers.get("numpy"), r[key]),
+                        vs_torch=report.ratio(peers.get("torch"), r[key])))
+    return out
+
+
+VS = [("vs sklearn", "vs_sklearn", ".2f"), ("vs numpy", "vs_numpy", ".2f"),
+      ("vs torch", "vs_torch", ".2f")]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -86,81 +99,72 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     tr = terminalreporter
     tr.section("fastbp benchmark report (targets are reported, not enforced)")
+
+    def section(title, rows, columns, n_left=2):
+        if rows:
+            tr.write_line("")
+            tr.write_line(title)
+            for line in report.render_table(rows, columns, n_left=n_left).splitlines():
+                tr.write_line(line)
+
+    load = _bench.load_average()
+    if load:
+        tr.write_line("Load average at the end (1, 5, 15 min): "
+                      + ", ".join(f"{v:.2f}" for v in load))
     peak = RESULTS.get("gemm_peak")
     peak = peak[0] if peak else {}
     if peak:
         tr.write_line("GEMM peak: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peak.items()))
     tr.write_line(_bench.FLOP_NOTE)
 
-    def by(topic, **match):
-        return [r for r in RESULTS.get(topic, []) if all(r.get(k) == v for k, v in match.items())]
-
     w = RESULTS.get("workload", [])
-    if w:
-        tr.write_line("")
-        tr.write_line("Workload W (s/epoch; speed-up vs scikit-learn, target; % GEMM peak):")
-        for dtype in ("float32", "float64"):
-            for bs in _bench.W_BATCHES:
-                sk = by("workload", backend="sklearn", dtype=dtype, batch_size=bs)
-                nu = by("workload", backend="numpy", dtype=dtype, batch_size=bs)
-                for r in by("workload", dtype=dtype, batch_size=bs):
-                    vs_sk = _ratio(sk[0]["s_per_epoch"], r["s_per_epoch"]) if sk else float("nan")
-                    vs_np = _ratio(nu[0]["s_per_epoch"], r["s_per_epoch"]) if nu else float("nan")
-                    pk = peak.get(dtype)
-                    pct = 100 * r.get("gflops", 0) / pk if pk else float("nan")
-                    tr.write_line(
-                        f"  {dtype} batch {bs:>4}  {r['backend']:<8} {r['s_per_epoch']:8.4f} s"
-                        f"  vs sklearn {vs_sk:5.2f}x (target {_bench.TARGET_SPEEDUP[bs]:g}x)"
-                        f"  vs numpy {vs_np:5.2f}x  {pct:5.1f}% of peak"
-                        + ("  (target 75%)" if bs >= 256 else ""))
+    section("Workload W (targets: batch 32 <= 1.3x floor and >= 5x scikit-learn; "
+            "batch >= 256 <= 1.15x floor; faster than torch):",
+            sorted(_with_ratios(w, "s_per_epoch", ("dtype", "batch_size")),
+                   key=lambda r: (r["dtype"], r["batch_size"])),
+            [("case", "case", None), ("dtype", "dtype", None), ("backend", "backend", None),
+             ("s/epoch", "s_per_epoch", ".4f"), ("% GEMM peak", "pct_peak", ".1f"),
+             ("GEMM floor s", "floor_s", ".4f"), ("x floor", "x_floor", ".2f"), *VS], n_left=3)
+    busy = RESULTS.get("busy", [])
+    section("Busy machine, as many busy-looping processes as cores (targets: fastbp <= 2.5x "
+            "its idle time; >= 3x / 3x / 1.5x scikit-learn at batch 32 / 256 / 1024):",
+            _with_ratios(busy, "seconds", ("batch_size",)),
+            [("case", "case", None), ("backend", "backend", None),
+             ("busy procs", "busy_procs", "d"), ("idle s", "idle_seconds", ".4f"),
+             ("busy s", "seconds", ".4f"), ("busy/idle", "busy_over_idle", ".2f"),
+             ("vs sklearn (busy)", "vs_sklearn", ".2f"),
+             ("vs torch (busy)", "vs_torch", ".2f")])
     sc = RESULTS.get("scaling", [])
     if sc:
-        tr.write_line("")
-        tr.write_line("Scaling in n (fitted exponent of s/epoch vs rows; 1 = linear):")
         groups = defaultdict(list)
         for r in sc:
             groups[(r["backend"], r["dtype"])].append((r["n"], r["s_per_epoch"]))
+        rows = []
         for (b, dt), pts in sorted(groups.items()):
             pts.sort()
-            k = _bench.fitted_exponent([p[0] for p in pts], [p[1] for p in pts])
-            tr.write_line(f"  {b:<8} {dt}: exponent {k:.3f} over n = "
-                          + ", ".join(f"{n:,}" for n, _ in pts))
-    pr = RESULTS.get("predict", [])
-    if pr:
-        tr.write_line("")
-        tr.write_line("Predict throughput (samples/s; target >= 2x scikit-learn):")
-        for r in pr:
-            sk = by("predict", backend="sklearn", dtype=r["dtype"], method=r["method"])
-            vs = _ratio(sk[0]["seconds"], r["seconds"]) if sk else float("nan")
-            tr.write_line(f"  {r['method']:<13} {r['dtype']} {r['backend']:<8} "
-                          f"{r['samples_per_s']:>12,.0f}/s  vs sklearn {vs:5.2f}x")
-    mem = RESULTS.get("memory", [])
-    if mem:
-        tr.write_line("")
-        tr.write_line("Peak extra memory of fit beyond X (tracemalloc; target <= 25% of X):")
-        for r in mem:
-            tr.write_line(f"  {r['backend']:<8} {r['peak_bytes'] / 2**20:8.1f} MiB = "
-                          f"{100 * r['fraction_of_X']:5.1f}% of X ({r['x_bytes'] / 2**20:.0f} MiB)")
-    th = RESULTS.get("threading", [])
-    if th:
-        tr.write_line("")
-        tr.write_line("Threading, BLAS at 1 thread (target >= 1.6x):")
-        for r in th:
-            tr.write_line(f"  {r['kind']:<10} {r['backend']:<8} serial {r['serial_s']:.3f} s, "
-                          f"parallel {r['parallel_s']:.3f} s: {r['speedup']:.2f}x")
+            rows.append({"backend": b, "dtype": dt,
+                         "exponent": _bench.fitted_exponent([p[0] for p in pts],
+                                                            [p[1] for p in pts]),
+                         "n": ", ".join(f"{n:,}" for n, _ in pts)})
+        section("Scaling in n (fitted exponent of s/epoch vs rows; 1 = linear):", rows,
+                [("backend", "backend", None), ("dtype", "dtype", None),
+                 ("exponent", "exponent", ".3f"), ("over n", "n", None)])
+    section("Predict throughput:",
+            _with_ratios(RESULTS.get("predict", []), "seconds", ("dtype", "method")),
+            [("method", "method", None), ("dtype", "dtype", None), ("backend", "backend", None),
+             ("samples/s", "samples_per_s", ",.0f"), *VS], n_left=3)
+    section("Peak extra memory of fit beyond X (tracemalloc; target <= 25% of X):",
+            [dict(r, peak_mib=r["peak_bytes"] / 2**20, x_mib=r["x_bytes"] / 2**20,
+                  pct=100 * r["fraction_of_X"]) for r in RESULTS.get("memory", [])],
+            [("backend", "backend", None), ("peak MiB", "peak_mib", ".1f"),
+             ("X MiB", "x_mib", ".0f"), ("% of X", "pct", ".1f")], n_left=1)
+    section("Threading, BLAS at 1 thread (target >= 1.6x):", RESULTS.get("threading", []),
+            [("kind", "kind", None), ("backend", "backend", None),
+             ("serial s", "serial_s", ".3f"), ("parallel s", "parallel_s", ".3f"),
+             ("speed-up", "speedup", ".2f")])
     for topic in ("shapes", "sparse", "activations", "solvers"):
-        rows = RESULTS.get(topic, [])
-        if not rows:
-            continue
-        tr.write_line("")
-        tr.write_line(f"{topic} (s/epoch or s/iteration; vs scikit-learn / numpy backend):")
-        for r in rows:
-            key = {k: r[k] for k in ("case", "dtype")}
-            sk = by(topic, backend="sklearn", **key)
-            nu = by(topic, backend="numpy", **key)
-            vs_sk = _ratio(sk[0]["s_per_epoch"], r["s_per_epoch"]) if sk else float("nan")
-            vs_np = _ratio(nu[0]["s_per_epoch"], r["s_per_epoch"]) if nu else float("nan")
-            g = r.get("gflops")
-            tr.write_line(f"  {r['case']:<28} {r['dtype']} {r['backend']:<8} "
-                          f"{r['s_per_epoch']:8.4f} s  {'' if g is None else f'{g:6.1f} GFLOP/s'}"
-                          f"  vs sklearn {vs_sk:5.2f}x  vs numpy {vs_np:5.2f}x")
+        section(f"{topic} (s/epoch or s/iteration):",
+                _with_ratios(RESULTS.get(topic, []), "s_per_epoch", ("case", "dtype")),
+                [("case", "case", None), ("dtype", "dtype", None), ("backend", "backend", None),
+                 ("s/epoch", "s_per_epoch", ".4f"), ("GFLOP/s", "gflops", ".1f"), *VS],
+                n_left=3)
