@@ -19,7 +19,6 @@ _Input = npt.ArrayLike | sp.spmatrix | sp.sparray
 
 name: Literal["cython"]
 DEBUG: bool
-BLAS_SINGLE_THREAD_BELOW: int
 
 def forward(
     net: Network, params: _FloatArray, X: _Input, logits: bool = ...
