@@ -38,6 +38,7 @@ tests/test_parity.py); only the speed differs.
 import numpy as np
 
 from cython cimport floating
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.math cimport (exp, expf, log, logf, log1p, log1pf, expm1, expm1f,
                         tanh, tanhf, sqrt, sqrtf, fabs, fabsf, pow)
@@ -102,8 +103,8 @@ assert (_SGD, _ADAM) == (SOLVER_SGD, SOLVER_ADAM)
 # policy, Ctrl-C) after the unit that crosses this budget.
 cdef double _CHUNK_SECONDS = 0.02
 # Rows per unit of work on the predict path and in loss_grad.
-cdef Py_ssize_t _FORWARD_BLOCK = 512
-cdef Py_ssize_t _LOSS_GRAD_BLOCK = 2048
+_FORWARD_BLOCK = 512
+_LOSS_GRAD_BLOCK = 2048
 
 
 # ===================================================================== math
@@ -1019,6 +1020,15 @@ def _maxout_backward_shim(const floating[:, ::1] dZ, const int[:, ::1] arg,
     return D
 
 
+def _chunk_seconds_shim(double seconds):
+    """Set the time budget of a chunk (0: one unit of work per chunk);
+    returns the previous one."""
+    global _CHUNK_SECONDS
+    previous = _CHUNK_SECONDS
+    _CHUNK_SECONDS = seconds
+    return previous
+
+
 def _debug_index_probe():
     """Index a memoryview out of bounds: IndexError in a FASTBP_DEBUG build
     (boundscheck on); undefined in a release build, so only call it when
@@ -1033,8 +1043,8 @@ def _debug_index_probe():
 
 # ================================================================= drivers
 # The backend contract (see fastbp.backends). Each call: coerce the
-# arguments, one _Workspace, chunks in one BLAS-thread session; Python
-# handles Ctrl-C between chunks.
+# arguments, one _Workspace, chunks in one BLAS-thread session; Ctrl-C is
+# checked between chunks (KeyboardInterrupt).
 
 def _dispatch(kernel, net):
     return kernel["float"] if net.dtype == np.float32 else kernel["double"]
@@ -1060,6 +1070,7 @@ def forward(net, params, X, logits=False):
                          x.sparse, out, bool(logits), start)
             session.end(-(-(new - start) // block))
             start = new
+            PyErr_CheckSignals()
     return out
 
 
@@ -1091,6 +1102,7 @@ def loss_grad(net, params, X, Y, sample_weight=None, alpha=0.0, grad_out=None):
                                    loss_sum, start)
             session.end(-(-(new - start) // block))
             start = new
+            PyErr_CheckSignals()
     loss = _dispatch(_loss_grad_finish, net)(
         ws, params, sw, has_sw, n, loss_sum, float(alpha), grad)
     return float(loss), grad
@@ -1131,6 +1143,7 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
                 new, total = kernel(*args, total, batch)
                 session.end(new - batch)
                 batch = new
+                PyErr_CheckSignals()
     finally:
         opt_state.t = int(t[0])
     return total / n

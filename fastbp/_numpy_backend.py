@@ -26,10 +26,17 @@ from .solvers import step
 
 name = "numpy"
 
-# Seconds of work per chunk of a session (see fastbp._blas_threads), and
-# rows per unit of work on the predict path.
+# Seconds of work per chunk of a session (see fastbp._blas_threads).
 _CHUNK_SECONDS = 0.02
-_FORWARD_BLOCK = 4096
+# A unit of work on the predict path: a block of rows of about this many
+# multiply-adds (a few ms), within these bounds.
+_FORWARD_BLOCK_WORK = 2**26
+_FORWARD_BLOCK_ROWS = (64, 8192)
+
+
+def _forward_block(net):
+    lo, hi = _FORWARD_BLOCK_ROWS
+    return int(min(max(_FORWARD_BLOCK_WORK // net.n_coefs, lo), hi))
 
 
 def _dot(A, B):
@@ -185,7 +192,8 @@ def forward(net, params, X, logits=False):
     X = _input.X_in(net, X)
     coefs, intercepts = net.views(params)
     n = X.shape[0]
-    if n <= _FORWARD_BLOCK:
+    block = _forward_block(net)
+    if n <= block:
         with _input.session(net, "forward", max(n, 1)) as session:
             session.begin()
             out = _predict_block(net, coefs, intercepts, X, logits)
@@ -193,7 +201,7 @@ def forward(net, params, X, logits=False):
         return out
     out = np.empty((n, _input.n_outputs(net)), dtype=net.dtype)
     start = 0
-    with _input.session(net, "forward", _FORWARD_BLOCK) as session:
+    with _input.session(net, "forward", block) as session:
         while start < n:
             session.begin()
             t0 = time.perf_counter()
@@ -201,7 +209,7 @@ def forward(net, params, X, logits=False):
             while start < n and (
                 units == 0 or time.perf_counter() - t0 < _CHUNK_SECONDS
             ):
-                stop = start + _FORWARD_BLOCK
+                stop = start + block
                 out[start:stop] = _predict_block(
                     net, coefs, intercepts, X[start:stop], logits
                 )

@@ -352,3 +352,58 @@ def test_stub_matches_module():
         assert params == list(inspect.signature(getattr(cb, fname)).parameters), fname
     public = {n for n in dir(cb) if not n.startswith("_") and callable(getattr(cb, n))}
     assert public <= set(functions) | {"np", "sp"}
+
+
+# ------------------------------------------------------ chunked driving
+
+
+@pytest.fixture
+def one_unit_per_chunk():
+    """Every chunk kernel returns to Python after each unit of work."""
+    previous = cb._chunk_seconds_shim(0.0)
+    yield
+    cb._chunk_seconds_shim(previous)
+
+
+def chunk_problem(dtype, sparse, n):
+    rng = np.random.RandomState(7)
+    net = Network([5, 8, 6, 3], "tanh", "softmax", "log_loss", dtype=dtype)
+    params = net.init_params(rng)
+    X = rng.randn(n, 5).astype(dtype)
+    if sparse:
+        X[rng.rand(n, 5) < 0.5] = 0
+        X = sp.csr_matrix(X)
+    Y = np.eye(3, dtype=dtype)[rng.randint(3, size=n)]
+    sw = rng.uniform(0.5, 2, n).astype(dtype)
+    return net, params, X, Y, sw
+
+
+def run_all(net, params, X, Y, sw):
+    order = np.random.RandomState(1).permutation(X.shape[0])
+    p = params.copy()
+    state = OptState("adam", net.n_params, net.dtype, 1e-3)
+    mean = cb.train_epoch(net, p, state, X, Y, sw, order, 16, Hyper(alpha=1e-3))
+    loss, grad = cb.loss_grad(net, params, X, Y, sw, 1e-3)
+    return p, mean, state.t, state.m, loss, grad, cb.forward(net, params, X)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_chunk_boundaries_leave_the_numbers_unchanged(dtype, sparse, request):
+    # several forward blocks (512 rows) and loss_grad blocks (2048 rows)
+    net, params, X, Y, sw = chunk_problem(dtype, sparse, n=4500)
+    whole = run_all(net, params, X, Y, sw)
+    request.getfixturevalue("one_unit_per_chunk")
+    chunked = run_all(net, params, X, Y, sw)
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_loss_grad_in_row_blocks_matches_numpy(sparse):
+    net, params, X, Y, sw = chunk_problem(np.float64, sparse, n=4500)
+    for weights in (None, sw):
+        loss, grad = cb.loss_grad(net, params, X, Y, weights, 1e-3)
+        loss_np, grad_np = nb.loss_grad(net, params, X, Y, weights, 1e-3)
+        assert loss == pytest.approx(loss_np, rel=1e-12)
+        np.testing.assert_allclose(grad, grad_np, rtol=1e-9, atol=1e-12 * np.abs(grad_np).max())
