@@ -41,7 +41,7 @@ from cython cimport floating
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.math cimport (exp, expf, log, logf, log1p, log1pf, expm1, expm1f,
-                        tanh, tanhf, sqrt, sqrtf, fabs, fabsf, pow)
+                        tanh, tanhf, sqrt, fabs, fabsf, pow)
 from libc.string cimport memcpy, memset
 from libc.limits cimport INT_MAX
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sdot, ddot
@@ -139,12 +139,6 @@ cdef inline floating _tanh(floating x) noexcept nogil:
         return tanhf(x)
     else:
         return tanh(x)
-
-cdef inline floating _sqrt(floating x) noexcept nogil:
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
 
 cdef inline floating _fabs(floating x) noexcept nogil:
     if floating is float:
@@ -265,6 +259,7 @@ cdef class _Workspace:
         cdef char[::1] raw
         cdef int[::1] args
         cdef char* base
+        cdef Py_ssize_t arg_off = 0
         maxout = net.activation == "maxout"
         units = net.layer_units[1:]
         fan_out = net.fan_out
@@ -325,7 +320,6 @@ cdef class _Workspace:
         self.arg_ptrs = <int**> PyMem_Calloc(L, sizeof(int*))
         if self.layer_ptrs == NULL or self.arg_ptrs == NULL:
             raise MemoryError()
-        arg_off = 0
         for l in range(L - 1):
             self.layer_ptrs[l] = base + <Py_ssize_t> offsets["Z", l]
             if maxout:
