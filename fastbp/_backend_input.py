@@ -104,14 +104,33 @@ class KernelX(NamedTuple):
     n_rows: int
 
 
+def _placeholder(shape, dtype):
+    a = np.zeros(shape, dtype=dtype)
+    a.setflags(write=False)
+    return a
+
+
+# Read-only placeholders for the unused fields of a KernelX.
+_PLACEHOLDERS = {
+    np.dtype(dtype): (
+        _placeholder((0, 0), dtype),
+        _placeholder(0, dtype),
+        _placeholder(0, np.intp),
+        _placeholder(1, np.intp),
+    )
+    for dtype in (np.float32, np.float64)
+}
+
+
 def kernel_X(net, X):
     """Return a :class:`KernelX` (six fields) for ``X``."""
     dtype = net.dtype
+    no_dense, no_data, no_indices, no_indptr = _PLACEHOLDERS[dtype]
     if sp.issparse(X):
         _check_features(net, X.shape)
         X = X.tocsr()
         return KernelX(
-            np.zeros((0, 0), dtype=dtype),
+            no_dense,
             np.ascontiguousarray(X.data, dtype=dtype),
             np.ascontiguousarray(X.indices, dtype=np.intp),
             np.ascontiguousarray(X.indptr, dtype=np.intp),
@@ -120,14 +139,7 @@ def kernel_X(net, X):
         )
     X = np.ascontiguousarray(X, dtype=dtype)
     _check_features(net, X.shape)
-    return KernelX(
-        X,
-        np.zeros(0, dtype=dtype),
-        np.zeros(0, dtype=np.intp),
-        np.zeros(1, dtype=np.intp),
-        False,
-        X.shape[0],
-    )
+    return KernelX(X, no_data, no_indices, no_indptr, False, X.shape[0])
 
 
 def Y_in(net, Y, n):
@@ -152,7 +164,7 @@ def sample_weight_in(net, sample_weight, n):
 def kernel_sample_weight(net, sample_weight):
     """``(array, has_weights)`` for the kernels: an empty array for None."""
     if sample_weight is None:
-        return np.zeros(0, dtype=net.dtype), False
+        return _PLACEHOLDERS[net.dtype][1], False
     return sample_weight, True
 
 
