@@ -319,18 +319,15 @@ def test_keyboard_interrupt_stops_the_epoch():
     net, params, X, Y, order = long_problem(n_repeats)
     state = OptState("adam", net.n_params, net.dtype, 1e-4)
     timer = threading.Timer(0.2, _thread.interrupt_main)
-    t0 = time.perf_counter()
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         cb.train_epoch(net, params, state, X, Y, None, order, 32, Hyper())
         # (only reached when the epoch ended before the interrupt came)
         time.sleep(5)
-    elapsed = time.perf_counter() - t0
     timer.join()
-    expected = per_repeat * n_repeats
-    assert elapsed < 0.2 + 0.25 * expected, (elapsed, expected)
-    # the optimizer state counts the batches that did run
-    assert 0 < state.t < len(order) // 32 + 1
+    # the optimizer state counts the batches that did run: some, not all
+    n_batches = -(-len(order) // 32)
+    assert 0 < state.t < n_batches
 
 
 # ----------------------------------------------------------------- stub
