@@ -232,7 +232,6 @@ cdef inline Py_ssize_t _row(const Py_ssize_t* rows, Py_ssize_t row0,
     return rows[b] if rows != NULL else row0 + b
 
 
-
 cdef class _Workspace:
     """The set-up shared by every kernel call: the network's shape as a
     ``Spec`` and scratch memory for batches of up to ``rows`` rows with its
@@ -763,8 +762,6 @@ cdef inline void _adam_step(floating* p, const floating* G, floating* m,
                       neg_lr_t, eps)
 
 
-
-
 # ============================================================ chunk kernels
 # Each runs units of work from ``start`` without the GIL until the unit that
 # crosses _CHUNK_SECONDS, and returns where it stopped.
@@ -1032,7 +1029,6 @@ def _debug_index_probe():
     cdef double[::1] a = np.zeros(3)
     cdef Py_ssize_t i = a.shape[0] + 2
     return a[i]
-
 
 
 # ================================================================= drivers
