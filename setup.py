@@ -37,7 +37,8 @@ extensions = [
     Extension(
         "fastbp._cython_backend",
         ["fastbp/_cython_backend.pyx"],
-        include_dirs=[numpy.get_include()],
+        include_dirs=[numpy.get_include(), "fastbp"],
+        depends=["fastbp/_kernels.h"],
         define_macros=[
             ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
             ("FASTBP_DEBUG", "1" if DEBUG else "0"),

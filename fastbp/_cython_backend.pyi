@@ -19,7 +19,6 @@ _Input = npt.ArrayLike | sp.spmatrix | sp.sparray
 
 name: Literal["cython"]
 DEBUG: bool
-BLAS_SINGLE_THREAD_BELOW: int
 
 def forward(
     net: Network, params: _FloatArray, X: _Input, logits: bool = ...
@@ -61,4 +60,5 @@ def _maxout_shim(H: _FloatArray, k: int) -> tuple[_FloatArray, npt.NDArray[np.in
 def _maxout_backward_shim(
     dZ: _FloatArray, arg: npt.NDArray[np.intc], k: int
 ) -> _FloatArray: ...
+def _chunk_seconds_shim(seconds: float) -> float: ...
 def _debug_index_probe() -> float: ...

@@ -7,26 +7,28 @@ tests/test_parity.py); only the speed differs.
 
 # Design:
 #
-#   1. Python wrappers (``forward``, ``loss_grad``, ``train_epoch``) own all
-#      validation and coercion: X to C-contiguous ``net.dtype`` (CSC -> CSR,
-#      CSR index arrays to intp), Y / sample_weight / order to contiguous
-#      arrays, scratch buffers allocated once per call. They pick the BLAS
-#      thread count for an epoch (threadpoolctl, once per call) and dispatch
-#      on the dtype to one fused-type kernel entry point (``_*_kernel``).
-#   2. Kernel entry points take typed, contiguity-declared memoryviews, turn
-#      them into raw pointers and run the whole loop inside ``with nogil:``.
-#      ``train_epoch`` releases the GIL for chunks of minibatches of about
-#      _CHUNK_SECONDS each and re-takes it between chunks only to call
-#      PyErr_CheckSignals, so Ctrl-C stops a fit within milliseconds and other
-#      Python threads keep running.
+#   1. The public functions (``forward``, ``loss_grad``, ``train_epoch``, at
+#      the end) are short drivers: ``fastbp._backend_input`` checks and
+#      coerces their arguments (the same checks as the NumPy backend's), a
+#      ``_Workspace`` sets up the scratch memory once per call, and the work
+#      runs in *chunks* inside one ``fastbp._blas_threads`` session, which
+#      chooses the BLAS thread count before each chunk. Between chunks the
+#      GIL is held by Python code, so Ctrl-C raises KeyboardInterrupt there.
+#   2. Chunk kernels (``_*_chunk``): typed, contiguity-declared memoryviews
+#      turned into raw pointers; each runs units of work (minibatches, blocks
+#      of rows) without the GIL from a start index until about
+#      ``_CHUNK_SECONDS`` are spent, and returns where it stopped. The same
+#      batches in the same order as one uninterrupted loop: same numbers.
 #   3. One minibatch = gather rows -> ``_forward`` -> ``_loss_delta`` ->
-#      ``_backward`` -> one fused optimizer pass (``_sgd_step`` / ``_adam_step``)
-#      that also applies the L2 term and the 1/sum(weights) scaling, so the
-#      flat gradient buffer is read exactly once.
+#      ``_backward`` -> one fused optimizer pass (``_sgd_step`` /
+#      ``_adam_step``) that also applies the L2 term and the 1/sum(weights)
+#      scaling (``_l2_and_scale`` of loss_grad), so the flat gradient buffer is
+#      read exactly once.
 #   4. ``cdef ... noexcept nogil`` helpers on raw pointers: the row-major
 #      ``_gemm`` (the only place that knows Fortran BLAS is column-major), the
 #      CSR products for the first layer, fused bias+activation, fused
 #      derivative x delta, maxout routing, the output layer with its loss.
+#      Plain C (the clock, the vectorized optimizer loops) is in _kernels.h.
 #
 # Memory layout of every batch buffer is row-major (rows = samples), with the
 # row stride equal to the layer's width; a partial last batch uses the first
@@ -34,29 +36,39 @@ tests/test_parity.py); only the speed differs.
 # then all b_l; its layout comes from ``net`` as a (5, L) intp table.
 
 import numpy as np
-import scipy.sparse as sp
 
 from cython cimport floating
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.math cimport (exp, expf, log, logf, log1p, log1pf, expm1, expm1f,
-                        tanh, tanhf, sqrt, sqrtf, fabs, fabsf, pow)
+                        tanh, tanhf, sqrt, fabs, fabsf, pow)
 from libc.string cimport memcpy, memset
 from libc.limits cimport INT_MAX
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sdot, ddot
 
+from . import _backend_input as _input
 from . import activations as _act
 from .solvers import SGD as _SGD, ADAM as _ADAM
 
 name = "cython"
 
-cdef extern from *:
-    """
-    #ifndef FASTBP_DEBUG
-    #define FASTBP_DEBUG 0
-    #endif
-    static const int fastbp_debug_build = FASTBP_DEBUG;
-    """
+cdef extern from "_kernels.h":
     const int fastbp_debug_build
+    double fastbp_now() noexcept nogil
+    void fastbp_adam_f(float* p, const float* G, float* m, float* v,
+                       Py_ssize_t n, float alpha, float inv_sw, float b1,
+                       float one_b1, float b2, float one_b2, float neg_lr_t,
+                       float eps) noexcept nogil
+    void fastbp_adam_d(double* p, const double* G, double* m, double* v,
+                       Py_ssize_t n, double alpha, double inv_sw, double b1,
+                       double one_b1, double b2, double one_b2,
+                       double neg_lr_t, double eps) noexcept nogil
+    void fastbp_sgd_f(float* p, const float* G, float* vel, Py_ssize_t n,
+                      float alpha, float inv_sw, float lr, float mu,
+                      int nesterov) noexcept nogil
+    void fastbp_sgd_d(double* p, const double* G, double* vel, Py_ssize_t n,
+                      double alpha, double inv_sw, double lr, double mu,
+                      int nesterov) noexcept nogil
 
 DEBUG = bool(fastbp_debug_build)
 """True when built with FASTBP_DEBUG=1 (bounds/wraparound/init checks on)."""
@@ -87,31 +99,12 @@ assert (_act.IDENTITY, _act.LOGISTIC, _act.TANH, _act.RELU, _act.SOFTPLUS,
 assert (_act.SQUARED_ERROR, _act.LOG_LOSS, _act.POISSON) == (0, 1, 2)
 assert (_SGD, _ADAM) == (SOLVER_SGD, SOLVER_ADAM)
 
-# Seconds of minibatches per GIL release in train_epoch (then the GIL is
-# taken back briefly to check for Ctrl-C).
+# Seconds of work per chunk: a chunk kernel returns to Python (BLAS-thread
+# policy, Ctrl-C) after the unit that crosses this budget.
 cdef double _CHUNK_SECONDS = 0.02
-
-cdef extern from *:
-    """
-    #if defined(_WIN32)
-    #include <time.h>
-    static double fastbp_now(void) {
-        struct timespec ts; timespec_get(&ts, TIME_UTC);
-        return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
-    }
-    #else
-    #include <time.h>
-    static double fastbp_now(void) {
-        struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
-    }
-    #endif
-    """
-    double fastbp_now() noexcept nogil
-# Rows per block on the predict path.
-cdef Py_ssize_t _FORWARD_BLOCK = 512
-# Weight layers the kernels handle (per-layer pointer arrays on the stack).
-_MAX_LAYERS = 64
+# Rows per unit of work on the predict path and in loss_grad.
+_FORWARD_BLOCK = 512
+_LOSS_GRAD_BLOCK = 2048
 
 
 # ===================================================================== math
@@ -146,12 +139,6 @@ cdef inline floating _tanh(floating x) noexcept nogil:
         return tanhf(x)
     else:
         return tanh(x)
-
-cdef inline floating _sqrt(floating x) noexcept nogil:
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
 
 cdef inline floating _fabs(floating x) noexcept nogil:
     if floating is float:
@@ -245,113 +232,136 @@ cdef inline Py_ssize_t _row(const Py_ssize_t* rows, Py_ssize_t row0,
     return rows[b] if rows != NULL else row0 + b
 
 
-class _Layout:
-    """Scratch memory for batches of up to ``B`` rows, allocated once.
+cdef class _Workspace:
+    """The set-up shared by every kernel call: the network's shape as a
+    ``Spec`` and scratch memory for batches of up to ``rows`` rows with its
+    per-layer pointers as ``Buffers``. Made once per backend call (never per
+    batch); per-layer pointer arrays are sized by the network, so any depth
+    works.
 
-    Holds the NumPy arrays (so they live as long as the kernel runs) and the
-    offsets the kernel turns into pointers.
+    ``gather``: room for a dense minibatch gathered from X (train_epoch);
+    ``grad``: a gradient buffer (train_epoch; loss_grad writes the caller's).
     """
 
-    def __init__(self, net, Py_ssize_t B, bint gather):
-        L = net.n_layers - 1
-        if L > _MAX_LAYERS:
-            raise ValueError(
-                f"The compiled backend handles up to {_MAX_LAYERS} layers.")
-        dtype = net.dtype
+    cdef Spec spec
+    cdef Buffers buf
+    cdef readonly Py_ssize_t rows
+    cdef void* G                  # gradient buffer or NULL
+    cdef void** layer_ptrs        # Z[l] then H[l], l = 0 .. L-1
+    cdef int** arg_ptrs           # arg[l]
+    cdef object table, scratch, args, grad   # owners of the memory above
+
+    def __cinit__(self, net, Py_ssize_t rows, bint gather, bint grad):
+        cdef Py_ssize_t L = net.n_layers - 1, l
+        cdef Py_ssize_t itemsize = net.dtype.itemsize
+        cdef const Py_ssize_t[:, ::1] table
+        cdef char[::1] raw
+        cdef int[::1] args
+        cdef char* base
+        cdef Py_ssize_t arg_off = 0
         maxout = net.activation == "maxout"
         units = net.layer_units[1:]
         fan_out = net.fan_out
-        self.table = np.ascontiguousarray(
-            [net.fan_in, net.fan_out, units, net.coef_offsets,
-             net.intercept_offsets], dtype=np.intp)
         # BLAS takes 32-bit sizes: every GEMM dimension, and n of the dot
         # over a whole weight matrix.
-        largest = max(int(fi) * int(fo) for fi, fo in zip(net.fan_in, net.fan_out))
-        if max(B, largest, net.layer_units[0]) > INT_MAX:
+        largest = max(fi * fo for fi, fo in net.coef_shapes)
+        if max(rows, largest, net.layer_units[0]) > INT_MAX:
             raise ValueError(
                 "Layer or batch too large for the compiled backend's 32-bit "
                 "BLAS sizes; use backend='numpy' or smaller batches.")
-        sizes = []          # (name, layer, n_elements)
-        n_int = 0
-        arg_offsets = []
+        self.rows = rows
+        self.table = np.ascontiguousarray(
+            [net.fan_in, fan_out, units, net.coef_offsets,
+             net.intercept_offsets], dtype=np.intp)
+        table = self.table
+        self.spec.L = L
+        self.spec.act = net.activation_code
+        self.spec.out_act = net.out_activation_code
+        self.spec.loss = net.loss_code
+        self.spec.k = net.maxout_pieces if maxout else 1
+        self.spec.canonical = net.canonical_output
+        self.spec.n_params = net.n_params
+        self.spec.n_coefs = net.n_coefs
+        self.spec.fan_in = &table[0, 0]
+        self.spec.fan_out = &table[1, 0]
+        self.spec.units = &table[2, 0]
+        self.spec.coef_off = &table[3, 0]
+        self.spec.icpt_off = &table[4, 0]
+
+        # Element offsets of every buffer in one scratch block, each starting
+        # on an 8-element boundary (from the base).
+        sizes = []          # (buffer, elements)
         for l in range(L - 1):
-            sizes.append(("Z", l, B * units[l]))
+            sizes.append((("Z", l), rows * units[l]))
             if maxout:
-                sizes.append(("H", l, B * fan_out[l]))
-                arg_offsets.append((l, n_int))
-                n_int += B * units[l]
+                sizes.append((("H", l), rows * fan_out[l]))
         n_out = units[L - 1]
         width = max(list(fan_out) + list(units))
-        sizes += [("H_out", 0, B * n_out), ("Z_out", 0, B * n_out),
-                  ("D0", 0, B * width), ("D1", 0, B * width)]
+        sizes += [("H_out", rows * n_out), ("Z_out", rows * n_out),
+                  ("D0", rows * width), ("D1", rows * width)]
         if maxout:
-            sizes.append(("dZ", 0, B * max(units)))
+            sizes.append(("dZ", rows * max(units)))
         if gather:
-            sizes.append(("Xb", 0, B * net.layer_units[0]))
-        offsets = {}
+            sizes.append(("Xb", rows * net.layer_units[0]))
+        offsets = {}        # in bytes
         total = 0
-        for key, l, size in sizes:
-            offsets[key, l] = total
-            # start every buffer on an 8-element boundary (from the base)
+        for key, size in sizes:
+            offsets[key] = total * itemsize
             total += -(-size // 8) * 8 + 8
-        self.scratch = np.empty(total, dtype=dtype)
-        self.args = np.empty(max(n_int, 1), dtype=np.intc)
-        # offsets table: rows Z, H, arg per layer (-1 if absent) + singles
-        self.z_off = np.full(L, -1, dtype=np.intp)
-        self.h_off = np.full(L, -1, dtype=np.intp)
-        self.a_off = np.full(L, -1, dtype=np.intp)
-        for (key, l), off in offsets.items():
-            if key == "Z":
-                self.z_off[l] = off
-            elif key == "H":
-                self.h_off[l] = off
-        for l, off in arg_offsets:
-            self.a_off[l] = off
-        self.singles = np.array(
-            [offsets.get((k, 0), -1) for k in
-             ("H_out", "Z_out", "D0", "D1", "dZ", "Xb")], dtype=np.intp)
-        self.L = L
+        self.scratch = np.empty(total, dtype=net.dtype)
+        self.args = np.empty(max(rows * sum(units[:L - 1]), 1) if maxout else 1,
+                             dtype=np.intc)
+        raw = self.scratch.view(np.uint8)
+        args = self.args
+        base = &raw[0]
+
+        self.layer_ptrs = <void**> PyMem_Calloc(2 * L, sizeof(void*))
+        self.arg_ptrs = <int**> PyMem_Calloc(L, sizeof(int*))
+        if self.layer_ptrs == NULL or self.arg_ptrs == NULL:
+            raise MemoryError()
+        for l in range(L - 1):
+            self.layer_ptrs[l] = base + <Py_ssize_t> offsets["Z", l]
+            if maxout:
+                self.layer_ptrs[L + l] = base + <Py_ssize_t> offsets["H", l]
+                self.arg_ptrs[l] = &args[arg_off]
+                arg_off += rows * units[l]
+        self.buf.Z = self.layer_ptrs
+        self.buf.H = self.layer_ptrs + L
+        self.buf.arg = self.arg_ptrs
+        self.buf.H_out = base + <Py_ssize_t> offsets["H_out"]
+        self.buf.Z_out = base + <Py_ssize_t> offsets["Z_out"]
+        self.buf.D0 = base + <Py_ssize_t> offsets["D0"]
+        self.buf.D1 = base + <Py_ssize_t> offsets["D1"]
+        self.buf.dZ = base + <Py_ssize_t> offsets["dZ"] if maxout else NULL
+        self.buf.Xb = base + <Py_ssize_t> offsets["Xb"] if gather else NULL
+
+        self.G = NULL
+        if grad:
+            self.grad = np.empty(net.n_params, dtype=net.dtype)
+            raw = self.grad.view(np.uint8)
+            self.G = &raw[0]
+
+    def __dealloc__(self):
+        PyMem_Free(self.layer_ptrs)
+        PyMem_Free(self.arg_ptrs)
 
 
-cdef void _make_spec(Spec* s, net, const Py_ssize_t[:, ::1] table):
-    s.L = table.shape[1]
-    s.act = net.activation_code
-    s.out_act = net.out_activation_code
-    s.loss = net.loss_code
-    s.k = net.maxout_pieces if net.activation == "maxout" else 1
-    s.canonical = net.canonical_output
-    s.n_params = net.n_params
-    s.n_coefs = net.n_coefs
-    s.fan_in = &table[0, 0]
-    s.fan_out = &table[1, 0]
-    s.units = &table[2, 0]
-    s.coef_off = &table[3, 0]
-    s.icpt_off = &table[4, 0]
+cdef inline const floating* _ptr1(const floating[::1] a) noexcept:
+    return &a[0] if a.shape[0] > 0 else NULL
 
 
-cdef int _make_buffers(Buffers* buf, char* base, Py_ssize_t itemsize,
-                       int* args, layout,
-                       void** zp, void** hp, int** ap) except -1:
-    """Point ``buf`` into the scratch block (element offsets from _Layout)."""
-    cdef const Py_ssize_t[::1] z_off = layout.z_off
-    cdef const Py_ssize_t[::1] h_off = layout.h_off
-    cdef const Py_ssize_t[::1] a_off = layout.a_off
-    cdef const Py_ssize_t[::1] singles = layout.singles
-    cdef Py_ssize_t l
-    for l in range(z_off.shape[0]):
-        zp[l] = <void*> (base + z_off[l] * itemsize) if z_off[l] >= 0 else NULL
-        hp[l] = <void*> (base + h_off[l] * itemsize) if h_off[l] >= 0 else NULL
-        ap[l] = (args + a_off[l]) if a_off[l] >= 0 else NULL
-    buf.Z = zp
-    buf.H = hp
-    buf.arg = ap
-    buf.H_out = <void*> (base + singles[0] * itemsize)
-    buf.Z_out = <void*> (base + singles[1] * itemsize)
-    buf.D0 = <void*> (base + singles[2] * itemsize)
-    buf.D1 = <void*> (base + singles[3] * itemsize)
-    buf.dZ = <void*> (base + singles[4] * itemsize) if singles[4] >= 0 else NULL
-    buf.Xb = <void*> (base + singles[5] * itemsize) if singles[5] >= 0 else NULL
-    return 0
+cdef inline void _set_input(Input* inp, bint sparse,
+                            const floating[::1] X_data,
+                            const Py_ssize_t[::1] X_indices,
+                            const Py_ssize_t[::1] X_indptr) noexcept:
+    """The CSR part of ``inp`` (dense rows are set per unit of work)."""
+    inp.sparse = sparse
+    inp.dense = NULL
+    inp.data = <const void*> _ptr1(X_data)
+    inp.indices = &X_indices[0] if X_indices.shape[0] > 0 else NULL
+    inp.indptr = &X_indptr[0]
+    inp.rows = NULL
+    inp.row0 = 0
 
 
 # ======================================================= elementwise kernels
@@ -427,11 +437,15 @@ cdef void _derivative(int code, const floating* Z, floating* D,
 
 
 cdef void _colsum(const floating* D, Py_ssize_t B, Py_ssize_t width,
-                  floating* out) noexcept nogil:
-    """``out = D.sum(axis=0)`` row after row, as NumPy reduces axis 0."""
+                  bint accumulate, floating* out) noexcept nogil:
+    """``out (+)= D.sum(axis=0)`` row after row, as NumPy reduces axis 0."""
     cdef Py_ssize_t r, j
     cdef const floating* d
-    memcpy(out, D, width * sizeof(floating))
+    if not accumulate:
+        memcpy(out, D, width * sizeof(floating))
+    else:
+        for j in range(width):
+            out[j] += D[j]
     for r in range(1, B):
         d = D + r * width
         for j in range(width):
@@ -460,15 +474,16 @@ cdef void _csr_times_W(const Input* inp, Py_ssize_t B, const floating* W,
 
 
 cdef void _csr_T_times_D(const Input* inp, Py_ssize_t B, const floating* D,
-                         Py_ssize_t fi, Py_ssize_t fo,
+                         Py_ssize_t fi, Py_ssize_t fo, bint accumulate,
                          floating* G) noexcept nogil:
-    """``G = X_csr[rows]^T @ D`` (fi x fo) without densifying X."""
+    """``G (+)= X_csr[rows]^T @ D`` (fi x fo) without densifying X."""
     cdef Py_ssize_t b, p, j, r
     cdef floating a
     cdef const floating* data = <const floating*> inp.data
     cdef const floating* d
     cdef floating* g
-    memset(G, 0, fi * fo * sizeof(floating))
+    if not accumulate:
+        memset(G, 0, fi * fo * sizeof(floating))
     for b in range(B):
         r = _row(inp.rows, inp.row0, b)
         d = D + b * fo
@@ -641,47 +656,50 @@ cdef double _loss_delta(const Spec* s, const Buffers* buf, const floating* Y,
 
 
 cdef void _backward(const Spec* s, const floating* params, const Input* inp,
-                    Py_ssize_t B, const Buffers* buf,
+                    Py_ssize_t B, const Buffers* buf, bint accumulate,
                     floating* G) noexcept nogil:
-    """Unnormalised gradients into G (layout of params): ``Z_{l-1}^T D_l``
-    and column sums of ``D_l``, starting from the output delta in D0."""
+    """Unnormalised gradients into G (layout of params), layer L down to 1,
+    starting from the output delta D_L in D0 (``accumulate``: add to G)::
+
+        dJ/dW_l = Z_{l-1}^T . D_l        (Z_0 = X)
+        dJ/db_l = sum over rows of D_l
+        D_{l-1} = D_l . W_l^T  (*) f'(Z_{l-1})   (maxout: routed to the
+                                                  arg-max pieces instead)
+    """
     cdef Py_ssize_t l, fi, fo
     cdef const floating* W
+    cdef const floating* Z_prev
     cdef floating* D = <floating*> buf.D0
     cdef floating* D_next = <floating*> buf.D1
     cdef floating* tmp
     cdef floating* GW
+    cdef floating beta = 1 if accumulate else 0
     cdef bint maxout = s.act == MAXOUT
     for l in range(s.L - 1, -1, -1):
         W = params + s.coef_off[l]
         fi = s.fan_in[l]
         fo = s.fan_out[l]
         GW = G + s.coef_off[l]
-        if l == 0:
-            if inp.sparse:
-                _csr_T_times_D(inp, B, D, fi, fo, GW)      # dW_1 = X^T @ D_1
-            else:
-                # dW_1 = X^T @ D_1
-                _gemm(True, False, <int> fi, <int> fo, <int> B, <floating> 1,
-                      <const floating*> inp.dense, <int> fi, D, <int> fo,
-                      <floating> 0, GW, <int> fo)
+        # dJ/dW_l = Z_{l-1}^T . D_l
+        if l == 0 and inp.sparse:
+            _csr_T_times_D(inp, B, D, fi, fo, accumulate, GW)
         else:
-            # dW_l = Z_{l-1}^T @ D_l
+            Z_prev = <const floating*> (inp.dense if l == 0 else buf.Z[l - 1])
             _gemm(True, False, <int> fi, <int> fo, <int> B, <floating> 1,
-                  <const floating*> buf.Z[l - 1], <int> fi, D, <int> fo,
-                  <floating> 0, GW, <int> fo)
-        _colsum(D, B, fo, G + s.icpt_off[l])               # db_l = D_l.sum(0)
+                  Z_prev, <int> fi, D, <int> fo, beta, GW, <int> fo)
+        # dJ/db_l = sum(D_l)
+        _colsum(D, B, fo, accumulate, G + s.icpt_off[l])
         if l == 0:
             break
         if maxout:
-            # dZ = D_l @ W_l^T, then route it to the arg-max pieces
+            # dJ/dZ_{l-1} = D_l . W_l^T, routed to the arg-max pieces
             _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
                   D, <int> fo, W, <int> fo, <floating> 0,
                   <floating*> buf.dZ, <int> fi)
             _maxout_backward(<const floating*> buf.dZ, buf.arg[l - 1], B,
                              s.units[l - 1], s.k, D_next)
         else:
-            # dZ = D_l @ W_l^T, then D_{l-1} = dZ * f'(Z_{l-1})
+            # D_{l-1} = D_l . W_l^T (*) f'(Z_{l-1})
             _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
                   D, <int> fo, W, <int> fo, <floating> 0, D_next, <int> fi)
             _derivative(s.act, <const floating*> buf.Z[l - 1], D_next, B * fi)
@@ -700,85 +718,26 @@ cdef double _l2(const Spec* s, const floating* params) noexcept nogil:
     return values
 
 
+cdef double _l2_and_scale(const Spec* s, const floating* params, double alpha,
+                          double sw_sum, floating* G) noexcept nogil:
+    """The L2 term and the 1/sum(s) normalisation, in place on G::
+
+        dJ/dW = (Z^T . D + alpha W) / sum(s),   dJ/db = sum(D) / sum(s)
+
+    Returns the penalty ``alpha / 2 * sum_l ||W_l||^2 / sum(s)``. (An epoch
+    does the same inside its optimizer pass, reading G once.)"""
+    cdef Py_ssize_t i
+    cdef floating alpha_f = <floating> alpha, sw_sum_f = <floating> sw_sum
+    for i in range(s.n_coefs):
+        G[i] = (G[i] + alpha_f * params[i]) / sw_sum_f
+    for i in range(s.n_coefs, s.n_params):
+        G[i] = G[i] / sw_sum_f
+    return (0.5 * alpha) * _l2(s, params) / sw_sum
+
+
 # ================================================================ optimizers
-# One pass over the flat buffer each: a plain counted loop on raw pointers
-# that the compiler vectorizes. The gradient is formed on the fly,
-# g = (G + alpha * W) / sw_sum for weights (alpha = 0 for biases), so the
-# gradient buffer is read once. Memory-bound at small batches and, for Adam,
-# bound by sqrt and division: the loops are written in C so that GCC can
-# build an AVX2 clone beside the baseline one (target_clones, picked at load
-# time by the CPU; AVX2 alone enables no FMA, so the rounding is the same as
-# NumPy's on any machine). Elsewhere they are plain C loops.
-
-cdef extern from *:
-    """
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
-        && defined(__linux__) && !FASTBP_DEBUG
-    #define FASTBP_CLONES __attribute__((target_clones("avx2", "default")))
-    #else
-    #define FASTBP_CLONES
-    #endif
-
-    /* p -= lr_t * m / (sqrt(v) + eps) after the moment updates
-       m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2 */
-    #define FASTBP_ADAM(T, NAME, SQRT)                                      \
-    static FASTBP_CLONES void NAME(                                         \
-        T *p, const T *G, T *m, T *v, Py_ssize_t n, T alpha, T inv_sw,      \
-        T b1, T one_b1, T b2, T one_b2, T neg_lr_t, T eps)                  \
-    {                                                                       \
-        for (Py_ssize_t i = 0; i < n; i++) {                                \
-            T g = (G[i] + alpha * p[i]) * inv_sw;                           \
-            T mi = b1 * m[i] + one_b1 * g;                                  \
-            T vi = b2 * v[i] + one_b2 * (g * g);                            \
-            m[i] = mi;                                                      \
-            v[i] = vi;                                                      \
-            p[i] += neg_lr_t * mi / (SQRT(vi) + eps);                       \
-        }                                                                   \
-    }
-
-    /* vel = mu vel - lr g; p += mu vel - lr g (Nesterov) or p += vel */
-    #define FASTBP_SGD(T, NAME)                                             \
-    static FASTBP_CLONES void NAME(                                         \
-        T *p, const T *G, T *vel, Py_ssize_t n, T alpha, T inv_sw,          \
-        T lr, T mu, int nesterov)                                           \
-    {                                                                       \
-        if (nesterov) {                                                     \
-            for (Py_ssize_t i = 0; i < n; i++) {                            \
-                T g = (G[i] + alpha * p[i]) * inv_sw;                       \
-                T u = mu * vel[i] - lr * g;                                 \
-                vel[i] = u;                                                 \
-                p[i] += mu * u - lr * g;                                    \
-            }                                                               \
-        } else {                                                            \
-            for (Py_ssize_t i = 0; i < n; i++) {                            \
-                T g = (G[i] + alpha * p[i]) * inv_sw;                       \
-                T u = mu * vel[i] - lr * g;                                 \
-                vel[i] = u;                                                 \
-                p[i] += u;                                                  \
-            }                                                               \
-        }                                                                   \
-    }
-
-    FASTBP_ADAM(float, fastbp_adam_f, sqrtf)
-    FASTBP_ADAM(double, fastbp_adam_d, sqrt)
-    FASTBP_SGD(float, fastbp_sgd_f)
-    FASTBP_SGD(double, fastbp_sgd_d)
-    """
-    void fastbp_adam_f(float* p, const float* G, float* m, float* v,
-                       Py_ssize_t n, float alpha, float inv_sw, float b1,
-                       float one_b1, float b2, float one_b2, float neg_lr_t,
-                       float eps) noexcept nogil
-    void fastbp_adam_d(double* p, const double* G, double* m, double* v,
-                       Py_ssize_t n, double alpha, double inv_sw, double b1,
-                       double one_b1, double b2, double one_b2,
-                       double neg_lr_t, double eps) noexcept nogil
-    void fastbp_sgd_f(float* p, const float* G, float* vel, Py_ssize_t n,
-                      float alpha, float inv_sw, float lr, float mu,
-                      int nesterov) noexcept nogil
-    void fastbp_sgd_d(double* p, const double* G, double* vel, Py_ssize_t n,
-                      double alpha, double inv_sw, double lr, double mu,
-                      int nesterov) noexcept nogil
-
+# The passes themselves are C loops in _kernels.h (vectorized, with an AVX2
+# clone where GCC can build one); these pick the float or double one.
 
 cdef inline void _sgd_step(floating* p, const floating* G, floating* vel,
                            Py_ssize_t n, floating alpha, floating inv_sw,
@@ -803,126 +762,110 @@ cdef inline void _adam_step(floating* p, const floating* G, floating* m,
                       neg_lr_t, eps)
 
 
-# ============================================================ kernel entries
+# ============================================================ chunk kernels
+# Each runs units of work from ``start`` without the GIL until the unit that
+# crosses _CHUNK_SECONDS, and returns where it stopped.
 
-cdef inline const floating* _ptr1(const floating[::1] a) noexcept:
-    return &a[0] if a.shape[0] > 0 else NULL
-
-
-def _forward_kernel(net, layout, const floating[::1] params,
-                    const floating[:, ::1] X, const floating[::1] X_data,
-                    const Py_ssize_t[::1] X_indices,
-                    const Py_ssize_t[::1] X_indptr, bint sparse,
-                    floating[:, ::1] out, bint logits):
-    """OUT: ``out`` (n x n_outputs) = Z_L or H_L, in blocks of rows."""
-    cdef Spec s
-    cdef Buffers buf
+def _forward_chunk(_Workspace ws, const floating[::1] params,
+                   const floating[:, ::1] X, const floating[::1] X_data,
+                   const Py_ssize_t[::1] X_indices,
+                   const Py_ssize_t[::1] X_indptr, bint sparse,
+                   floating[:, ::1] out, bint logits, Py_ssize_t start):
+    """OUT: rows ``start ..`` of ``out`` = Z_L (or H_L), a block of
+    ``ws.rows`` rows at a time. Returns the next row to do."""
     cdef Input inp
-    cdef floating[::1] scratch = layout.scratch
-    cdef int[::1] args = layout.args
-    cdef Py_ssize_t n = out.shape[0], n_out = out.shape[1]
-    cdef Py_ssize_t start, B, block = layout.block
-    cdef Py_ssize_t n_features = net.layer_units[0]
+    cdef Py_ssize_t n = out.shape[0], n_out = out.shape[1], B
+    cdef Py_ssize_t block = ws.rows
     cdef const floating* src
-    cdef void* zp[64]     # _MAX_LAYERS
-    cdef void* hp[64]
-    cdef int* ap[64]
-    _make_spec(&s, net, layout.table)
-    _make_buffers(&buf, <char*> &scratch[0], sizeof(floating), &args[0],
-                  layout, zp, hp, ap)
-    inp.sparse = sparse
-    inp.rows = NULL
-    inp.data = <const void*> _ptr1(X_data)
-    inp.indices = &X_indices[0] if X_indices.shape[0] > 0 else NULL
-    inp.indptr = &X_indptr[0]
+    cdef double t0
+    _set_input(&inp, sparse, X_data, X_indices, X_indptr)
     with nogil:
-        start = 0
+        t0 = fastbp_now()
         while start < n:
             B = min(block, n - start)
             inp.row0 = start
             if not sparse:
                 inp.dense = <const void*> &X[start, 0]
-            _forward(&s, &params[0], &inp, B, &buf)
-            src = <const floating*> (buf.H_out if logits else buf.Z_out)
+            _forward(&ws.spec, &params[0], &inp, B, &ws.buf)
+            src = <const floating*> (ws.buf.H_out if logits else ws.buf.Z_out)
             memcpy(&out[start, 0], src, B * n_out * sizeof(floating))
             start += B
+            if fastbp_now() - t0 > _CHUNK_SECONDS:
+                break
+    return start
 
 
-def _loss_grad_kernel(net, layout, const floating[::1] params,
-                      const floating[:, ::1] X, const floating[::1] X_data,
-                      const Py_ssize_t[::1] X_indices,
-                      const Py_ssize_t[::1] X_indptr, bint sparse,
-                      const floating[:, ::1] Y, const floating[::1] sw,
-                      bint has_sw, double alpha, floating[::1] grad):
-    """One batch (all rows of X). OUT: ``grad``; returns the loss."""
-    cdef Spec s
-    cdef Buffers buf
+def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
+                     const floating[:, ::1] X, const floating[::1] X_data,
+                     const Py_ssize_t[::1] X_indices,
+                     const Py_ssize_t[::1] X_indptr, bint sparse,
+                     const floating[:, ::1] Y, const floating[::1] sw,
+                     bint has_sw, floating[::1] grad, double total,
+                     Py_ssize_t start):
+    """Blocks of ``ws.rows`` rows from row ``start``: adds their unnormalised
+    gradient to ``grad`` (overwrites it when ``start == 0``) and their
+    ``s_i loss_i`` to ``total``. Returns ``(next row, total)``."""
     cdef Input inp
-    cdef floating[::1] scratch = layout.scratch
-    cdef int[::1] args = layout.args
-    cdef Py_ssize_t n = Y.shape[0], i
+    cdef Py_ssize_t n = Y.shape[0], B, block = ws.rows
     cdef const floating* swp = _ptr1(sw) if has_sw else NULL
-    cdef double loss, sw_sum
-    cdef floating sw_sum_f, alpha_f = <floating> alpha
-    cdef floating* g = &grad[0]
     cdef const floating* p = &params[0]
-    cdef void* zp[64]     # _MAX_LAYERS
-    cdef void* hp[64]
-    cdef int* ap[64]
-    _make_spec(&s, net, layout.table)
-    _make_buffers(&buf, <char*> &scratch[0], sizeof(floating), &args[0],
-                  layout, zp, hp, ap)
-    inp.sparse = sparse
-    inp.rows = NULL
-    inp.row0 = 0
-    inp.data = <const void*> _ptr1(X_data)
-    inp.indices = &X_indices[0] if X_indices.shape[0] > 0 else NULL
-    inp.indptr = &X_indptr[0]
-    inp.dense = NULL
-    if not sparse:
-        inp.dense = <const void*> &X[0, 0]
+    cdef double t0
+    _set_input(&inp, sparse, X_data, X_indices, X_indptr)
     with nogil:
-        _forward(&s, p, &inp, n, &buf)
-        loss = _loss_delta(&s, &buf, &Y[0, 0], swp, NULL, 0, n)
-        if swp != NULL:
+        t0 = fastbp_now()
+        while start < n:
+            B = min(block, n - start)
+            inp.row0 = start
+            if not sparse:
+                inp.dense = <const void*> &X[start, 0]
+            _forward(&ws.spec, p, &inp, B, &ws.buf)
+            total += _loss_delta(&ws.spec, &ws.buf, &Y[0, 0], swp, NULL,
+                                 start, B)
+            _backward(&ws.spec, p, &inp, B, &ws.buf, start > 0, &grad[0])
+            start += B
+            if fastbp_now() - t0 > _CHUNK_SECONDS:
+                break
+    return start, total
+
+
+def _loss_grad_finish(_Workspace ws, const floating[::1] params,
+                      const floating[::1] sw, bint has_sw, Py_ssize_t n,
+                      double loss_sum, double alpha, floating[::1] grad):
+    """After the last block: ``_l2_and_scale`` on ``grad``; returns the
+    loss ``sum_i s_i loss_i / sum(s) + penalty``."""
+    cdef Py_ssize_t i
+    cdef double sw_sum
+    with nogil:
+        if has_sw:
             sw_sum = 0
             for i in range(n):
-                sw_sum += swp[i]
+                sw_sum += sw[i]
         else:
             sw_sum = n
-        loss = loss / sw_sum + (0.5 * alpha) * _l2(&s, p) / sw_sum
-        _backward(&s, p, &inp, n, &buf, g)
-        # grad = (Z^T D + alpha W) / sw_sum, db = sum(D) / sw_sum
-        sw_sum_f = <floating> sw_sum
-        for i in range(s.n_coefs):
-            g[i] = (g[i] + alpha_f * p[i]) / sw_sum_f
-        for i in range(s.n_coefs, s.n_params):
-            g[i] = g[i] / sw_sum_f
-    return loss
+        loss_sum = loss_sum / sw_sum
+        loss_sum += _l2_and_scale(&ws.spec, &params[0], alpha, sw_sum,
+                                  &grad[0])
+    return loss_sum
 
 
-def _train_epoch_kernel(net, layout, floating[::1] params,
-                        floating[::1] m, floating[::1] v,
-                        long long[::1] t_inout,
-                        const floating[:, ::1] X, const floating[::1] X_data,
-                        const Py_ssize_t[::1] X_indices,
-                        const Py_ssize_t[::1] X_indptr, bint sparse,
-                        const floating[:, ::1] Y, const floating[::1] sw,
-                        bint has_sw, const Py_ssize_t[::1] order,
-                        Py_ssize_t batch_size, int solver, double lr,
-                        double lr_init, double alpha, double momentum,
-                        bint nesterov, double beta_1, double beta_2,
-                        double epsilon):
-    """One epoch of minibatches. IN/OUT: params, m, v, t_inout[0]; returns
-    the sum over batches of batch_loss * batch_len."""
-    cdef Spec s
-    cdef Buffers buf
+def _train_chunk(_Workspace ws, floating[::1] params,
+                 floating[::1] m, floating[::1] v, long long[::1] t_inout,
+                 const floating[:, ::1] X, const floating[::1] X_data,
+                 const Py_ssize_t[::1] X_indices,
+                 const Py_ssize_t[::1] X_indptr, bint sparse,
+                 const floating[:, ::1] Y, const floating[::1] sw,
+                 bint has_sw, const Py_ssize_t[::1] order,
+                 Py_ssize_t batch_size, int solver, double lr,
+                 double lr_init, double alpha, double momentum,
+                 bint nesterov, double beta_1, double beta_2,
+                 double epsilon, double accumulated, Py_ssize_t batch):
+    """Minibatches ``batch, batch + 1, ..`` of the epoch ``order``.
+    IN/OUT: params, m, v, t_inout[0] (Adam's step count). Adds
+    ``batch_loss * batch_len`` of each batch to ``accumulated``; returns
+    ``(next batch, accumulated)``."""
     cdef Input inp
-    cdef floating[::1] scratch = layout.scratch
-    cdef floating[::1] G_arr = layout.grad
-    cdef int[::1] args = layout.args
     cdef floating* p = &params[0]
-    cdef floating* G = &G_arr[0]
+    cdef floating* G = <floating*> ws.G
     cdef floating* mp = &m[0]
     cdef floating* vp = &v[0] if v.shape[0] > 0 else NULL
     cdef const floating* Xp = NULL
@@ -930,11 +873,11 @@ def _train_epoch_kernel(net, layout, floating[::1] params,
     cdef const floating* swp = _ptr1(sw) if has_sw else NULL
     cdef const Py_ssize_t* rows
     cdef Py_ssize_t n = order.shape[0]
-    cdef Py_ssize_t n_features = net.layer_units[0]
+    cdef Py_ssize_t n_features = X.shape[1]
     cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
-    cdef Py_ssize_t batch, bi, start, B, i
+    cdef Py_ssize_t start, B, i
     cdef long long t = t_inout[0]
-    cdef double accumulated = 0, loss, sw_sum, chunk_start
+    cdef double loss, sw_sum, t0
     cdef floating inv_sw, neg_lr_t
     cdef floating alpha_f = <floating> alpha, zero = 0
     cdef floating lr_f = <floating> lr, mu_f = <floating> momentum
@@ -942,80 +885,65 @@ def _train_epoch_kernel(net, layout, floating[::1] params,
     cdef floating one_b1 = <floating> (1 - beta_1)
     cdef floating one_b2 = <floating> (1 - beta_2)
     cdef floating eps_f = <floating> epsilon
-    cdef Py_ssize_t n_coefs = net.n_coefs, n_params = net.n_params
-    cdef void* zp[64]     # _MAX_LAYERS
-    cdef void* hp[64]
-    cdef int* ap[64]
-    _make_spec(&s, net, layout.table)
-    _make_buffers(&buf, <char*> &scratch[0], sizeof(floating), &args[0],
-                  layout, zp, hp, ap)
-    inp.sparse = sparse
-    inp.row0 = 0
-    inp.data = <const void*> _ptr1(X_data)
-    inp.indices = &X_indices[0] if X_indices.shape[0] > 0 else NULL
-    inp.indptr = &X_indptr[0]
-    inp.dense = buf.Xb
+    cdef Py_ssize_t n_coefs = ws.spec.n_coefs, n_params = ws.spec.n_params
+    _set_input(&inp, sparse, X_data, X_indices, X_indptr)
+    inp.dense = ws.buf.Xb
     if not sparse:
         Xp = &X[0, 0]
-
-    batch = 0
-    try:
+    with nogil:
+        t0 = fastbp_now()
         while batch < n_batches:
-            with nogil:
-                chunk_start = fastbp_now()
-                for bi in range(batch, n_batches):
-                    start = bi * batch_size
-                    B = min(batch_size, n - start)
-                    rows = &order[start]
-                    # Retrieve the minibatch: gather dense rows (CSR rows are
-                    # read in place through `rows`).
-                    if not sparse:
-                        for i in range(B):
-                            memcpy((<floating*> buf.Xb) + i * n_features,
-                                   Xp + rows[i] * n_features,
-                                   n_features * sizeof(floating))
-                    else:
-                        inp.rows = rows
-                    # Forward, loss and output delta, backward.
-                    _forward(&s, <const floating*> p, &inp, B, &buf)
-                    loss = _loss_delta(&s, &buf, Yp, swp, rows, 0, B)
-                    if swp != NULL:
-                        sw_sum = 0
-                        for i in range(B):
-                            sw_sum += swp[rows[i]]
-                    else:
-                        sw_sum = B
-                    loss = loss / sw_sum
-                    if alpha != 0:
-                        loss += (0.5 * alpha) * _l2(&s, p) / sw_sum
-                    accumulated += loss * B
-                    _backward(&s, <const floating*> p, &inp, B, &buf, G)
-                    # Update params (weights, then biases without L2).
-                    inv_sw = <floating> (1.0 / sw_sum)
-                    if solver == SOLVER_SGD:
-                        _sgd_step(p, G, mp, n_coefs, alpha_f, inv_sw, lr_f,
-                                  mu_f, nesterov)
-                        _sgd_step(p + n_coefs, G + n_coefs, mp + n_coefs,
-                                  n_params - n_coefs, zero, inv_sw, lr_f,
-                                  mu_f, nesterov)
-                    else:
-                        t += 1
-                        neg_lr_t = <floating> -(lr_init
-                                                * sqrt(1 - pow(beta_2, <double> t))
-                                                / (1 - pow(beta_1, <double> t)))
-                        _adam_step(p, G, mp, vp, n_coefs, alpha_f, inv_sw,
-                                   b1, one_b1, b2, one_b2, neg_lr_t, eps_f)
-                        _adam_step(p + n_coefs, G + n_coefs, mp + n_coefs,
-                                   vp + n_coefs, n_params - n_coefs, zero,
-                                   inv_sw, b1, one_b1, b2, one_b2, neg_lr_t,
-                                   eps_f)
-                    batch = bi + 1
-                    if fastbp_now() - chunk_start > _CHUNK_SECONDS:
-                        break
-            PyErr_CheckSignals()        # Ctrl-C: raises KeyboardInterrupt
-    finally:
-        t_inout[0] = t
-    return accumulated
+            start = batch * batch_size
+            B = min(batch_size, n - start)
+            rows = &order[start]
+            # Retrieve the minibatch: gather dense rows (CSR rows are read in
+            # place through `rows`).
+            if not sparse:
+                for i in range(B):
+                    memcpy((<floating*> ws.buf.Xb) + i * n_features,
+                           Xp + rows[i] * n_features,
+                           n_features * sizeof(floating))
+            else:
+                inp.rows = rows
+            # Forward, loss and output delta, backward.
+            _forward(&ws.spec, <const floating*> p, &inp, B, &ws.buf)
+            loss = _loss_delta(&ws.spec, &ws.buf, Yp, swp, rows, 0, B)
+            if swp != NULL:
+                sw_sum = 0
+                for i in range(B):
+                    sw_sum += swp[rows[i]]
+            else:
+                sw_sum = B
+            loss = loss / sw_sum
+            if alpha != 0:
+                loss += (0.5 * alpha) * _l2(&ws.spec, p) / sw_sum
+            accumulated += loss * B
+            _backward(&ws.spec, <const floating*> p, &inp, B, &ws.buf, False,
+                      G)
+            # Update params; the gradient is _l2_and_scale's, formed on the
+            # fly: weights (G + alpha W) / sum(s), biases G / sum(s).
+            inv_sw = <floating> (1.0 / sw_sum)
+            if solver == SOLVER_SGD:
+                _sgd_step(p, G, mp, n_coefs, alpha_f, inv_sw, lr_f, mu_f,
+                          nesterov)
+                _sgd_step(p + n_coefs, G + n_coefs, mp + n_coefs,
+                          n_params - n_coefs, zero, inv_sw, lr_f, mu_f,
+                          nesterov)
+            else:
+                t += 1
+                neg_lr_t = <floating> -(lr_init
+                                        * sqrt(1 - pow(beta_2, <double> t))
+                                        / (1 - pow(beta_1, <double> t)))
+                _adam_step(p, G, mp, vp, n_coefs, alpha_f, inv_sw, b1,
+                           one_b1, b2, one_b2, neg_lr_t, eps_f)
+                _adam_step(p + n_coefs, G + n_coefs, mp + n_coefs,
+                           vp + n_coefs, n_params - n_coefs, zero, inv_sw,
+                           b1, one_b1, b2, one_b2, neg_lr_t, eps_f)
+            batch += 1
+            if fastbp_now() - t0 > _CHUNK_SECONDS:
+                break
+    t_inout[0] = t
+    return batch, accumulated
 
 
 # ============================================================ test shims
@@ -1083,6 +1011,15 @@ def _maxout_backward_shim(const floating[:, ::1] dZ, const int[:, ::1] arg,
     return D
 
 
+def _chunk_seconds_shim(double seconds):
+    """Set the time budget of a chunk (0: one unit of work per chunk);
+    returns the previous one."""
+    global _CHUNK_SECONDS
+    previous = _CHUNK_SECONDS
+    _CHUNK_SECONDS = seconds
+    return previous
+
+
 def _debug_index_probe():
     """Index a memoryview out of bounds: IndexError in a FASTBP_DEBUG build
     (boundscheck on); undefined in a release build, so only call it when
@@ -1094,186 +1031,71 @@ def _debug_index_probe():
     return a[i]
 
 
-# ================================================================= wrappers
+# ================================================================= drivers
+# The backend contract (see fastbp.backends). Each call: coerce the
+# arguments, one _Workspace, chunks in one BLAS-thread session; Ctrl-C is
+# checked between chunks (KeyboardInterrupt).
 
-def _coerce_X(net, X):
-    """Return (dense 2-D C-contiguous or dummy, data, indices, indptr, sparse)."""
-    dtype = net.dtype
-    if sp.issparse(X):
-        if X.format != "csr":
-            X = X.tocsr()
-        data = np.ascontiguousarray(X.data, dtype=dtype)
-        indices = np.ascontiguousarray(X.indices, dtype=np.intp)
-        indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
-        if X.shape[1] != net.layer_units[0]:
-            raise ValueError(
-                f"X has {X.shape[1]} features; the network expects "
-                f"{net.layer_units[0]}.")
-        return np.zeros((0, 0), dtype=dtype), data, indices, indptr, True, X.shape[0]
-    X = np.ascontiguousarray(X, dtype=dtype)
-    if X.ndim != 2 or X.shape[1] != net.layer_units[0]:
-        raise ValueError(
-            f"X has shape {X.shape}; the network expects "
-            f"(n_samples, {net.layer_units[0]}).")
-    return (X, np.zeros(0, dtype=dtype), np.zeros(0, dtype=np.intp),
-            np.zeros(1, dtype=np.intp), False, X.shape[0])
-
-
-def _coerce_params(net, params, what="params"):
-    if (not isinstance(params, np.ndarray) or params.dtype != net.dtype
-            or params.ndim != 1 or not params.flags.c_contiguous
-            or params.shape[0] != net.n_params):
-        raise ValueError(
-            f"{what} must be a contiguous 1-D {net.dtype} array of length "
-            f"{net.n_params}.")
-    return params
-
-
-def _coerce_params_ro(net, params):
-    params = np.ascontiguousarray(params, dtype=net.dtype)
-    if params.ndim != 1 or params.shape[0] != net.n_params:
-        raise ValueError(f"params must have length {net.n_params}.")
-    return params
-
-
-def _coerce_Y(net, Y, n):
-    Y = np.ascontiguousarray(Y, dtype=net.dtype)
-    if Y.ndim != 2 or Y.shape != (n, net.layer_units[net.n_layers - 1]):
-        raise ValueError(
-            f"Y has shape {Y.shape}; expected {(n, net.layer_units[net.n_layers - 1])}.")
-    return Y
-
-
-def _coerce_sw(net, sample_weight, n):
-    if sample_weight is None:
-        return np.zeros(0, dtype=net.dtype), False
-    sw = np.ascontiguousarray(sample_weight, dtype=net.dtype)
-    if sw.shape != (n,):
-        raise ValueError(
-            f"sample_weight has shape {sw.shape}; expected {(n,)}.")
-    return sw, True
+def _dispatch(kernel, net):
+    return kernel["float"] if net.dtype == np.float32 else kernel["double"]
 
 
 def forward(net, params, X, logits=False):
     """Predict path: the output activation ``Z_L`` (or ``H_L`` when
     ``logits=True``), a new (n, n_outputs) array."""
-    params = _coerce_params_ro(net, params)
-    X, data, indices, indptr, sparse, n = _coerce_X(net, X)
-    out = np.empty((n, net.layer_units[net.n_layers - 1]), dtype=net.dtype)
+    params = _input.params_in(net, params)
+    x = _input.kernel_X(net, X)
+    n = x.n_rows
+    out = np.empty((n, _input.n_outputs(net)), dtype=net.dtype)
     if n == 0:
         return out
     block = min(n, _FORWARD_BLOCK)
-    layout = _Layout(net, block, False)
-    layout.block = block
-    if net.dtype == np.float32:
-        _forward_kernel["float"](net, layout, params, X, data, indices, indptr,
-                               sparse, out, bool(logits))
-    else:
-        _forward_kernel["double"](net, layout, params, X, data, indices, indptr,
-                                sparse, out, bool(logits))
+    ws = _Workspace(net, block, False, False)
+    kernel = _dispatch(_forward_chunk, net)
+    start = 0
+    with _input.session(net, "forward", block) as session:
+        while start < n:
+            session.begin()
+            new = kernel(ws, params, x.dense, x.data, x.indices, x.indptr,
+                         x.sparse, out, bool(logits), start)
+            session.end(-(-(new - start) // block))
+            start = new
+            PyErr_CheckSignals()
     return out
 
 
 def loss_grad(net, params, X, Y, sample_weight=None, alpha=0.0, grad_out=None):
-    """Loss and flat gradient of one batch (all rows of X)."""
-    params = _coerce_params_ro(net, params)
-    X, data, indices, indptr, sparse, n = _coerce_X(net, X)
+    """Loss and flat gradient of one batch (all rows of X), accumulated over
+    blocks of rows."""
+    params = _input.params_in(net, params)
+    x = _input.kernel_X(net, X)
+    n = x.n_rows
     if n == 0:
         raise ValueError("loss_grad needs at least one sample.")
-    Y = _coerce_Y(net, Y, n)
-    sw, has_sw = _coerce_sw(net, sample_weight, n)
+    Y = _input.Y_in(net, Y, n)
+    sw, has_sw = _input.kernel_sample_weight(
+        net, _input.sample_weight_in(net, sample_weight, n))
     if grad_out is None:
         grad = np.empty(net.n_params, dtype=net.dtype)
     else:
-        grad = _coerce_params(net, grad_out, "grad_out")
-    layout = _Layout(net, n, False)
-    if net.dtype == np.float32:
-        loss = _loss_grad_kernel["float"](net, layout, params, X, data, indices,
-                                        indptr, sparse, Y, sw, has_sw,
-                                        float(alpha), grad)
-    else:
-        loss = _loss_grad_kernel["double"](net, layout, params, X, data, indices,
-                                         indptr, sparse, Y, sw, has_sw,
-                                         float(alpha), grad)
+        grad = _input.params_inout(net, grad_out, "grad_out")
+    block = min(n, _LOSS_GRAD_BLOCK)
+    ws = _Workspace(net, block, False, False)
+    kernel = _dispatch(_loss_grad_chunk, net)
+    start = 0
+    loss_sum = 0.0
+    with _input.session(net, "loss_grad", block) as session:
+        while start < n:
+            session.begin()
+            new, loss_sum = kernel(ws, params, x.dense, x.data, x.indices,
+                                   x.indptr, x.sparse, Y, sw, has_sw, grad,
+                                   loss_sum, start)
+            session.end(-(-(new - start) // block))
+            start = new
+            PyErr_CheckSignals()
+    loss = _dispatch(_loss_grad_finish, net)(
+        ws, params, sw, has_sw, n, loss_sum, float(alpha), grad)
     return float(loss), grad
-
-
-# ------------------------------------------------------------ BLAS threads
-# Minibatch GEMMs are small. Measured on a 2-core EPYC (AVX2, OpenBLAS 0.3.30,
-# sgemm pair H = X W and dW = X^T D, 2 threads vs 1, machine otherwise idle):
-#     largest GEMM (multiply-adds)    65k-262k   524k        1M-50M
-#     time with 2 threads / 1 thread  1.17-1.24  0.76-0.90   0.48-0.75
-# and whenever the second core is busy (another process, a Python thread)
-# a 2-thread GEMM waits for it: 2x-100x slower at every size. Rule: run the
-# epoch on one BLAS thread when the largest GEMM of a minibatch (batch_size x
-# fan_in x fan_out) is below BLAS_SINGLE_THREAD_BELOW multiply-adds; above it
-# keep the user's setting (threadpoolctl / OPENBLAS_NUM_THREADS; limit it to 1
-# on a shared machine). Workload W (784x256) keeps its threads from batch 2
-# up. Decided once per train_epoch call, never per batch. Set the attribute to
-# 0 to never limit.
-BLAS_SINGLE_THREAD_BELOW = 2 ** 20
-
-_controller = None
-
-
-def _blas_threads(net, batch_size):
-    """BLAS threads for an epoch: 1 for small minibatch GEMMs, else None
-    (leave the user's setting)."""
-    largest = max(fi * fo for fi, fo in zip(net.fan_in, net.fan_out))
-    if batch_size * largest < BLAS_SINGLE_THREAD_BELOW:
-        return 1
-    return None
-
-
-# BLAS's thread count is process-wide, so concurrent epochs (fits in threads,
-# GridSearchCV(n_jobs=2) with joblib's threading backend) share one limit:
-# it is set when the first epoch that needs it starts, and restored when the
-# last running epoch ends. Two epochs running at once always use one BLAS
-# thread each: each has its own core, and a 2-thread GEMM would wait for the
-# busy one.
-import threading as _threading
-
-_epochs_lock = _threading.Lock()
-_epochs_running = 0
-_limiter = None
-
-
-def _limit_blas_to_one():
-    global _controller
-    try:
-        if _controller is None:
-            from threadpoolctl import ThreadpoolController
-            _controller = ThreadpoolController()
-        return _controller.limit(limits=1, user_api="blas")
-    except Exception:  # threadpoolctl missing or failing: not fatal
-        return None
-
-
-class _EpochThreads:
-    """Context of one train_epoch call: one BLAS thread when ``single`` or
-    when another epoch runs concurrently; the user's setting otherwise."""
-
-    def __init__(self, single):
-        self.single = single
-
-    def __enter__(self):
-        global _epochs_running, _limiter
-        with _epochs_lock:
-            _epochs_running += 1
-            if _limiter is None and (self.single or _epochs_running > 1):
-                _limiter = _limit_blas_to_one()
-        return self
-
-    def __exit__(self, *exc):
-        global _epochs_running, _limiter
-        with _epochs_lock:
-            _epochs_running -= 1
-            if _epochs_running == 0 and _limiter is not None:
-                try:
-                    _limiter.restore_original_limits()
-                finally:
-                    _limiter = None
-        return False
 
 
 def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
@@ -1281,39 +1103,37 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
     """One pass over the rows ``order`` in minibatches of ``batch_size``;
     updates ``params`` and ``opt_state`` in place; returns the mean loss
     ``sum(batch_loss * batch_len) / len(order)``."""
-    params = _coerce_params(net, params)
-    X, data, indices, indptr, sparse, n_rows = _coerce_X(net, X)
-    order = np.ascontiguousarray(order, dtype=np.intp)
+    params = _input.params_inout(net, params)
+    m, v = _input.opt_buffers(net, opt_state)
+    x = _input.kernel_X(net, X)
+    order = _input.order_in(order, x.n_rows)
+    batch_size = _input.batch_size_in(batch_size)
     n = order.shape[0]
+    Y = _input.Y_in(net, Y, x.n_rows)
+    sw, has_sw = _input.kernel_sample_weight(
+        net, _input.sample_weight_in(net, sample_weight, x.n_rows))
     if n == 0:
         return 0.0
-    if order.min() < 0 or order.max() >= n_rows:
-        raise ValueError("order holds row indices outside X.")
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    Y = _coerce_Y(net, Y, n_rows)
-    sw, has_sw = _coerce_sw(net, sample_weight, n_rows)
-    m = _coerce_params(net, opt_state.m, "opt_state.m")
-    if opt_state.code == _ADAM:
-        v = _coerce_params(net, opt_state.v, "opt_state.v")
-    else:
-        v = np.zeros(0, dtype=net.dtype)
     B = min(batch_size, n)
-    layout = _Layout(net, B, not sparse)
-    layout.grad = np.empty(net.n_params, dtype=net.dtype)
+    n_batches = -(-n // batch_size)
+    ws = _Workspace(net, B, not x.sparse, True)
+    kernel = _dispatch(_train_chunk, net)
     t = np.array([opt_state.t], dtype=np.longlong)
-    kernel = (_train_epoch_kernel["float"] if net.dtype == np.float32
-              else _train_epoch_kernel["double"])
+    args = (ws, params, m, v, t, x.dense, x.data, x.indices, x.indptr,
+            x.sparse, Y, sw, has_sw, order, batch_size, int(opt_state.code),
+            float(opt_state.learning_rate), float(opt_state.learning_rate_init),
+            float(hyper.alpha), float(hyper.momentum), bool(hyper.nesterov),
+            float(hyper.beta_1), float(hyper.beta_2), float(hyper.epsilon))
+    batch = 0
+    total = 0.0
     try:
-        with _EpochThreads(_blas_threads(net, batch_size) == 1):
-            total = kernel(
-                net, layout, params, m, v, t, X, data, indices, indptr, sparse,
-                Y, sw, has_sw, order, batch_size, int(opt_state.code),
-                float(opt_state.learning_rate),
-                float(opt_state.learning_rate_init), float(hyper.alpha),
-                float(hyper.momentum), bool(hyper.nesterov),
-                float(hyper.beta_1), float(hyper.beta_2), float(hyper.epsilon))
+        with _input.session(net, "train_epoch", B) as session:
+            while batch < n_batches:
+                session.begin()
+                new, total = kernel(*args, total, batch)
+                session.end(new - batch)
+                batch = new
+                PyErr_CheckSignals()
     finally:
         opt_state.t = int(t[0])
     return total / n

@@ -8,15 +8,35 @@ scikit-learn's MLP so that fits agree with it to rounding:
   each gradient is divided by the batch weight ``n`` (or ``sum(s)``) last:
   ``dW = (Z^T D + alpha W) / n``, ``db = sum(D) / n``;
 * the loss is ``mean_i loss_i + alpha / (2 n) * sum ||W||^2``.
+
+One batch is the same steps, with the same names, as in the compiled
+backend (fastbp/_cython_backend.pyx): ``_forward`` -> ``_loss_delta`` ->
+``_backward`` -> ``_l2_and_scale``. Work is driven in chunks inside one
+BLAS-thread session per call, as there.
 """
+
+import time
 
 import numpy as np
 import scipy.sparse as sp
 
+from . import _backend_input as _input
 from . import activations as act
 from .solvers import step
 
 name = "numpy"
+
+# Seconds of work per chunk of a session (see fastbp._blas_threads).
+_CHUNK_SECONDS = 0.02
+# A unit of work on the predict path: a block of rows of about this many
+# multiply-adds (a few ms), within these bounds.
+_FORWARD_BLOCK_WORK = 2**26
+_FORWARD_BLOCK_ROWS = (64, 8192)
+
+
+def _forward_block(net):
+    lo, hi = _FORWARD_BLOCK_ROWS
+    return int(min(max(_FORWARD_BLOCK_WORK // net.n_coefs, lo), hi))
 
 
 def _dot(A, B):
@@ -42,21 +62,23 @@ def _maxout_backward(dZ, arg, k):
     return D.reshape(n, units * k)
 
 
-def _forward_train(net, coefs, intercepts, X):
-    """Forward pass keeping every layer's output (and maxout's arg-max).
+def _forward(net, coefs, intercepts, X):
+    """Forward pass keeping every layer (and maxout's arg-max).
 
     Returns ``(Z, args, H_L)``: ``Z[0] = X``, ``Z[l]`` the output of layer l;
     ``args[l]`` the maxout arg-max of layer l (or None); ``H_L`` the output
-    layer's pre-activation (used by the loss).
+    layer's pre-activation (used by the poisson loss).
     """
     L = net.n_layers - 1
     Z = [X]
     args = [None]
     H_L = None
     for i in range(L):
+        # H_l = Z_{l-1} . W_l + b_l
         H = _dot(Z[i], coefs[i])
         H += intercepts[i]
         if i < L - 1:
+            # Z_l = f(H_l)
             if net.activation == "maxout":
                 H, arg = _maxout(H, net.maxout_pieces)
                 args.append(arg)
@@ -71,10 +93,82 @@ def _forward_train(net, coefs, intercepts, X):
     return Z, args, H_L
 
 
-def forward(net, params, X, logits=False):
-    """Predict path: the output layer's activation ``Z_L`` (or its
-    pre-activation ``H_L`` when ``logits=True``)."""
+def _loss_delta(net, out, H_L, Y, sample_weight):
+    """Per-sample losses and the unnormalised output delta.
+
+    Returns ``(sum_i s_i loss_i, D_L)`` (s_i = 1 without weights) with
+    ``D_L = (Z_L - Y) [* f'_L(Z_L) unless canonical] [* s_i]``.
+    """
+    per_sample = act.loss_function(net.out_activation, net.loss)(Y, out, H_L)
+    if sample_weight is None:
+        total = per_sample.sum()
+    else:
+        total = np.dot(per_sample, sample_weight)
+    # Z_L - Y for the canonical pairs, else times f'_L written in terms of
+    # the output.
+    D = out - Y
+    if not net.canonical_output:
+        act.DERIVATIVE[net.out_activation](out, D)
+    if sample_weight is not None:
+        D *= sample_weight.reshape(-1, 1)
+    return total, D
+
+
+def _backward(net, coefs, Z, args, D, coef_grads, intercept_grads):
+    """Unnormalised gradients into the views of the flat gradient, layer L
+    down to 1, starting from the output delta ``D = D_L``::
+
+        dJ/dW_l = Z_{l-1}^T . D_l        (Z_0 = X)
+        dJ/db_l = sum over rows of D_l
+        D_{l-1} = D_l . W_l^T  (*) f'(Z_{l-1})   (maxout: routed to the
+                                                  arg-max pieces instead)
+    """
+    for i in range(net.n_layers - 2, -1, -1):
+        # dJ/dW_l = Z_{l-1}^T . D_l
+        coef_grads[i][...] = _dot(Z[i].T, D)
+        # dJ/db_l = sum(D_l)
+        intercept_grads[i][...] = np.sum(D, axis=0)
+        if i > 0:
+            # dJ/dZ_{l-1} = D_l . W_l^T
+            dZ = D @ coefs[i].T
+            if net.activation == "maxout":
+                D = _maxout_backward(dZ, args[i], net.maxout_pieces)
+            else:
+                # D_{l-1} = dJ/dZ_{l-1} (*) f'(Z_{l-1})
+                D = act.DERIVATIVE[net.activation](Z[i], dZ)
+
+
+def _l2_and_scale(coefs, coef_grads, intercept_grads, alpha, sw_sum):
+    """The L2 term and the 1/sum(s) normalisation, in place on the gradient::
+
+        dJ/dW = (Z^T . D + alpha W) / sum(s),   dJ/db = sum(D) / sum(s)
+
+    Returns the penalty ``alpha / 2 * sum_l ||W_l||^2 / sum(s)``."""
+    values = 0.0
+    for W, cg, ig in zip(coefs, coef_grads, intercept_grads, strict=True):
+        w = W.ravel()
+        values += np.dot(w, w)
+        cg += alpha * W
+        cg /= sw_sum
+        ig /= sw_sum
+    return (0.5 * alpha) * values / sw_sum
+
+
+def _loss_grad_into(net, params, X, Y, sample_weight, alpha, grad):
+    """Loss of one batch; writes the flat gradient into ``grad``."""
     coefs, intercepts = net.views(params)
+    coef_grads, intercept_grads = net.views(grad)
+    Z, args, H_L = _forward(net, coefs, intercepts, X)
+    total, D = _loss_delta(net, Z[-1], H_L, Y, sample_weight)
+    sw_sum = X.shape[0] if sample_weight is None else sample_weight.sum()
+    loss = total / sw_sum
+    _backward(net, coefs, Z, args, D, coef_grads, intercept_grads)
+    loss += _l2_and_scale(coefs, coef_grads, intercept_grads, alpha, sw_sum)
+    return float(loss)
+
+
+def _predict_block(net, coefs, intercepts, X, logits):
+    """``Z_L`` (or ``H_L``) of the rows of one block."""
     L = net.n_layers - 1
     Z = X
     for i in range(L):
@@ -91,54 +185,57 @@ def forward(net, params, X, logits=False):
     return Z
 
 
-def _loss_grad_into(net, params, X, Y, sample_weight, alpha, grad):
-    """Loss of one batch; writes the flat gradient into ``grad``."""
+def forward(net, params, X, logits=False):
+    """Predict path: the output layer's activation ``Z_L`` (or its
+    pre-activation ``H_L`` when ``logits=True``), in blocks of rows."""
+    params = _input.params_in(net, params)
+    X = _input.X_in(net, X)
     coefs, intercepts = net.views(params)
-    coef_grads, intercept_grads = net.views(grad)
     n = X.shape[0]
-    Z, args, H_L = _forward_train(net, coefs, intercepts, X)
-    out = Z[-1]
-    per_sample = act.loss_function(net.out_activation, net.loss)(Y, out, H_L)
-    if sample_weight is None:
-        sw_sum = n
-        loss = per_sample.mean()
-    else:
-        sw_sum = sample_weight.sum()
-        loss = np.dot(per_sample, sample_weight) / sw_sum
-    values = 0.0
-    for W in coefs:
-        w = W.ravel()
-        values += np.dot(w, w)
-    loss += (0.5 * alpha) * values / sw_sum
-
-    # Output delta (unnormalised): Z_L - Y for the canonical pairs, else
-    # times f'_L written in terms of the output.
-    D = out - Y
-    if not net.canonical_output:
-        act.DERIVATIVE[net.out_activation](out, D)
-    if sample_weight is not None:
-        D *= sample_weight.reshape(-1, 1)
-
-    L = net.n_layers - 1
-    for i in range(L - 1, -1, -1):
-        cg = _dot(Z[i].T, D) if not sp.issparse(Z[i]) else np.asarray(Z[i].T @ D)
-        cg += alpha * coefs[i]
-        cg /= sw_sum
-        coef_grads[i][...] = cg
-        intercept_grads[i][...] = np.sum(D, axis=0) / sw_sum
-        if i > 0:
-            dZ = D @ coefs[i].T
-            if net.activation == "maxout":
-                D = _maxout_backward(dZ, args[i], net.maxout_pieces)
-            else:
-                D = act.DERIVATIVE[net.activation](Z[i], dZ)
-    return float(loss)
+    block = _forward_block(net)
+    if n <= block:
+        with _input.session(net, "forward", max(n, 1)) as session:
+            session.begin()
+            out = _predict_block(net, coefs, intercepts, X, logits)
+            session.end(1)
+        return out
+    out = np.empty((n, _input.n_outputs(net)), dtype=net.dtype)
+    start = 0
+    with _input.session(net, "forward", block) as session:
+        while start < n:
+            session.begin()
+            t0 = time.perf_counter()
+            units = 0
+            while start < n and (
+                units == 0 or time.perf_counter() - t0 < _CHUNK_SECONDS
+            ):
+                stop = start + block
+                out[start:stop] = _predict_block(
+                    net, coefs, intercepts, X[start:stop], logits
+                )
+                start = stop
+                units += 1
+            session.end(units)
+    return out
 
 
 def loss_grad(net, params, X, Y, sample_weight=None, alpha=0.0, grad_out=None):
     """Loss and flat gradient of one batch (used by lbfgs and ``backprop``)."""
-    grad = np.empty_like(params) if grad_out is None else grad_out
-    loss = _loss_grad_into(net, params, X, Y, sample_weight, alpha, grad)
+    params = _input.params_in(net, params)
+    X = _input.X_in(net, X)
+    n = X.shape[0]
+    if n == 0:
+        raise ValueError("loss_grad needs at least one sample.")
+    Y = _input.Y_in(net, Y, n)
+    sample_weight = _input.sample_weight_in(net, sample_weight, n)
+    if grad_out is None:
+        grad = np.empty_like(params)
+    else:
+        grad = _input.params_inout(net, grad_out, "grad_out")
+    with _input.session(net, "loss_grad", n) as session:
+        session.begin()
+        loss = _loss_grad_into(net, params, X, Y, sample_weight, alpha, grad)
+        session.end(1)
     return loss, grad
 
 
@@ -146,13 +243,35 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size, 
     """One pass over the rows ``order`` in minibatches; updates ``params`` and
     ``opt_state`` in place and returns the mean batch loss (weighted by batch
     size, as scikit-learn reports it)."""
+    params = _input.params_inout(net, params)
+    _input.opt_buffers(net, opt_state)
+    X = _input.X_in(net, X)
+    order = _input.order_in(order, X.shape[0])
+    batch_size = _input.batch_size_in(batch_size)
+    Y = _input.Y_in(net, Y, X.shape[0])
+    sample_weight = _input.sample_weight_in(net, sample_weight, X.shape[0])
     n = len(order)
+    if n == 0:
+        return 0.0
     grad = np.empty_like(params)
     accumulated = 0.0
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        sw = None if sample_weight is None else sample_weight[idx]
-        loss = _loss_grad_into(net, params, X[idx], Y[idx], sw, hyper.alpha, grad)
-        accumulated += loss * len(idx)
-        step(params, grad, opt_state, hyper)
+    start = 0
+    with _input.session(net, "train_epoch", min(batch_size, n)) as session:
+        while start < n:
+            session.begin()
+            t0 = time.perf_counter()
+            units = 0
+            while start < n and (
+                units == 0 or time.perf_counter() - t0 < _CHUNK_SECONDS
+            ):
+                idx = order[start : start + batch_size]
+                sw = None if sample_weight is None else sample_weight[idx]
+                loss = _loss_grad_into(
+                    net, params, X[idx], Y[idx], sw, hyper.alpha, grad
+                )
+                accumulated += loss * len(idx)
+                step(params, grad, opt_state, hyper)
+                start += batch_size
+                units += 1
+            session.end(units)
     return accumulated / n

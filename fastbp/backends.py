@@ -9,6 +9,12 @@ A backend is a module with the same three functions on the flat buffer::
                 batch_size, hyper) -> mean_loss
 
 and a ``name`` attribute. The estimators only ever talk to this contract.
+
+Both backends check and coerce these arguments with the same code
+(``fastbp._backend_input``, so a bad argument gets the same error from
+either) and drive each call in chunks inside one
+``fastbp._blas_threads.blas_session``, which picks the BLAS thread count
+before every chunk; Ctrl-C stops a call between two chunks.
 """
 
 import warnings

@@ -319,18 +319,15 @@ def test_keyboard_interrupt_stops_the_epoch():
     net, params, X, Y, order = long_problem(n_repeats)
     state = OptState("adam", net.n_params, net.dtype, 1e-4)
     timer = threading.Timer(0.2, _thread.interrupt_main)
-    t0 = time.perf_counter()
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         cb.train_epoch(net, params, state, X, Y, None, order, 32, Hyper())
         # (only reached when the epoch ended before the interrupt came)
         time.sleep(5)
-    elapsed = time.perf_counter() - t0
     timer.join()
-    expected = per_repeat * n_repeats
-    assert elapsed < 0.2 + 0.25 * expected, (elapsed, expected)
-    # the optimizer state counts the batches that did run
-    assert 0 < state.t < len(order) // 32 + 1
+    # the optimizer state counts the batches that did run: some, not all
+    n_batches = -(-len(order) // 32)
+    assert 0 < state.t < n_batches
 
 
 # ----------------------------------------------------------------- stub
@@ -343,7 +340,7 @@ def test_stub_matches_module():
 
     stub = Path(cb.__file__).with_name("_cython_backend.pyi")
     if not stub.exists():
-        stub = Path(__file__).parents[1] / "src" / "fastbp" / "_cython_backend.pyi"
+        stub = Path(__file__).parents[1] / "fastbp" / "_cython_backend.pyi"
     tree = ast.parse(stub.read_text())
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert {"forward", "loss_grad", "train_epoch"} <= set(functions)
@@ -354,34 +351,56 @@ def test_stub_matches_module():
     assert public <= set(functions) | {"np", "sp"}
 
 
-def _blas_threads_now():
-    from threadpoolctl import threadpool_info
-
-    return [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+# ------------------------------------------------------ chunked driving
 
 
-def test_concurrent_epochs_run_on_one_blas_thread_and_restore_the_setting():
-    # BLAS's thread count is process-wide: a second epoch running at the same
-    # time as a first must not race on it, and the last one out restores it.
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=2, user_api="blas"):
-        before = _blas_threads_now()
-        first = cb._EpochThreads(False)
-        second = cb._EpochThreads(False)
-        with first:
-            assert _blas_threads_now() == before  # alone, large: user's setting
-            with second:
-                assert set(_blas_threads_now()) == {1}
-            assert set(_blas_threads_now()) == {1}  # first still running
-        assert _blas_threads_now() == before
+@pytest.fixture
+def one_unit_per_chunk():
+    """Every chunk kernel returns to Python after each unit of work."""
+    previous = cb._chunk_seconds_shim(0.0)
+    yield
+    cb._chunk_seconds_shim(previous)
 
 
-def test_small_epoch_runs_on_one_blas_thread_then_restores():
-    from threadpoolctl import threadpool_limits
+def chunk_problem(dtype, sparse, n):
+    rng = np.random.RandomState(7)
+    net = Network([5, 8, 6, 3], "tanh", "softmax", "log_loss", dtype=dtype)
+    params = net.init_params(rng)
+    X = rng.randn(n, 5).astype(dtype)
+    if sparse:
+        X[rng.rand(n, 5) < 0.5] = 0
+        X = sp.csr_matrix(X)
+    Y = np.eye(3, dtype=dtype)[rng.randint(3, size=n)]
+    sw = rng.uniform(0.5, 2, n).astype(dtype)
+    return net, params, X, Y, sw
 
-    with threadpool_limits(limits=2, user_api="blas"):
-        before = _blas_threads_now()
-        with cb._EpochThreads(True):
-            assert set(_blas_threads_now()) == {1}
-        assert _blas_threads_now() == before
+
+def run_all(net, params, X, Y, sw):
+    order = np.random.RandomState(1).permutation(X.shape[0])
+    p = params.copy()
+    state = OptState("adam", net.n_params, net.dtype, 1e-3)
+    mean = cb.train_epoch(net, p, state, X, Y, sw, order, 16, Hyper(alpha=1e-3))
+    loss, grad = cb.loss_grad(net, params, X, Y, sw, 1e-3)
+    return p, mean, state.t, state.m, loss, grad, cb.forward(net, params, X)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_chunk_boundaries_leave_the_numbers_unchanged(dtype, sparse, request):
+    # several forward blocks (512 rows) and loss_grad blocks (2048 rows)
+    net, params, X, Y, sw = chunk_problem(dtype, sparse, n=4500)
+    whole = run_all(net, params, X, Y, sw)
+    request.getfixturevalue("one_unit_per_chunk")
+    chunked = run_all(net, params, X, Y, sw)
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_loss_grad_in_row_blocks_matches_numpy(sparse):
+    net, params, X, Y, sw = chunk_problem(np.float64, sparse, n=4500)
+    for weights in (None, sw):
+        loss, grad = cb.loss_grad(net, params, X, Y, weights, 1e-3)
+        loss_np, grad_np = nb.loss_grad(net, params, X, Y, weights, 1e-3)
+        assert loss == pytest.approx(loss_np, rel=1e-12)
+        np.testing.assert_allclose(grad, grad_np, rtol=1e-9, atol=1e-12 * np.abs(grad_np).max())

@@ -270,3 +270,43 @@ def test_sparse_formats_match_dense(fmt):
     l2, g2 = cb.loss_grad(net, params, X, Y)
     np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-15)
     assert l1 == pytest.approx(l2, rel=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "maxout"])
+def test_networks_deeper_than_64_layers_match(activation):
+    # 70 weight layers: the kernels' per-layer arrays are sized by the network
+    net = Network([5] + [4] * 69 + [3], activation, "softmax", "log_loss", dtype=np.float64)
+    assert net.n_layers - 1 == 70
+    rng = np.random.RandomState(0)
+    params = net.init_params(rng)
+    X = rng.randn(20, 5)
+    Y = np.eye(3)[rng.randint(3, size=20)]
+    assert rel_diff(cb.forward(net, params, X), nb.forward(net, params, X)) <= 1e-9
+    loss_cy, grad_cy = cb.loss_grad(net, params, X, Y, alpha=1e-3)
+    loss_np, grad_np = nb.loss_grad(net, params, X, Y, alpha=1e-3)
+    assert loss_cy == pytest.approx(loss_np, rel=1e-9)
+    assert rel_diff(grad_cy, grad_np) <= 1e-9
+    results = []
+    for backend in (nb, cb):
+        p = params.copy()
+        state = OptState("adam", net.n_params, net.dtype, 1e-2)
+        mean = backend.train_epoch(net, p, state, X, Y, None, np.arange(20), 8, Hyper())
+        results.append((p, mean))
+    assert rel_diff(results[1][0], results[0][0]) <= 1e-9
+    assert results[1][1] == pytest.approx(results[0][1], rel=1e-9)
+
+
+def test_estimator_fits_70_layers_on_the_compiled_backend():
+    from sklearn.datasets import make_classification
+
+    from fastbp import BPClassifier
+
+    X, y = make_classification(40, 5, random_state=0)
+    kwargs = dict(hidden_layer_sizes=(4,) * 69, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = {b: BPClassifier(backend=b, **kwargs).fit(X, y) for b in ("cython", "numpy")}
+    assert fitted["cython"].n_layers_ == 71
+    np.testing.assert_allclose(
+        fitted["cython"].predict_proba(X), fitted["numpy"].predict_proba(X), rtol=1e-9
+    )
