@@ -62,7 +62,7 @@ def test_grid_search_on_local_cluster():
     np.testing.assert_allclose(remote.cv_results_["mean_test_score"],
                                local.cv_results_["mean_test_score"], rtol=0, atol=1e-12)
     np.testing.assert_array_equal(remote.predict(X), local.predict(X))
-    for a, b in zip(remote.best_estimator_.coefs_, local.best_estimator_.coefs_):
+    for a, b in zip(remote.best_estimator_.coefs_, local.best_estimator_.coefs_, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -87,7 +87,7 @@ def test_partial_fit_chunks_streams_every_block():
         for i in range(4):
             sl = slice(500 * i, 500 * (i + 1))
             ref.partial_fit(X[sl], y[sl], classes=[0, 1])
-    for a, b in zip(est.coefs_, ref.coefs_):
+    for a, b in zip(est.coefs_, ref.coefs_, strict=True):
         np.testing.assert_array_equal(a, b)
     assert est.score(X, y) > 0.9
 
