@@ -5,8 +5,9 @@ an earlier block's names, as a reader would), in a fresh interpreter whose
 working directory is a temporary directory, as ``__main__`` (so a
 ``if __name__ == "__main__":`` guard runs, as in a pasted script). Each block
 is one test. A block that needs an optional package that is not installed
-(dask, matplotlib, rich, ...) is skipped with the package's name, as are the
-blocks after it that use its names. A block preceded by the line
+(dask, matplotlib, rich, ...), directly or through fastbp's own ImportError
+with an install hint, is skipped with the package's name, as are the blocks
+after it that use its names. A block preceded by the line
 ``<!-- docs-test: skip REASON -->`` (e.g. it needs a real cluster) is not
 run; the reason is required.
 """
@@ -66,6 +67,20 @@ import sys as _docs_sys
 import traceback as _docs_traceback
 
 
+def _docs_missing_optional(exc, optional):
+    """The optional package whose absence caused ``exc`` (also when fastbp
+    re-raised it with an install hint), else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ModuleNotFoundError):
+            top = (exc.name or "").split(".")[0]
+            if top in optional:
+                return top
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _docs_main():
     import __main__
 
@@ -87,9 +102,9 @@ def _docs_main():
         __main__.__file__ = script
         try:
             exec(compile(code, block["file"], "exec"), __main__.__dict__)
-        except ModuleNotFoundError as exc:
-            top = (exc.name or "").split(".")[0]
-            if top not in optional:
+        except ImportError as exc:
+            top = _docs_missing_optional(exc, optional)
+            if top is None:
                 results.append({"status": "fail", "detail": _docs_traceback.format_exc()})
                 continue
             missing = top
@@ -113,33 +128,39 @@ if __name__ == "__main__":
 '''
 
 
+def run_doc_file(path, work):
+    """Run the python blocks of ``path`` in a fresh interpreter in ``work``;
+    {first code line: (status, detail)} with status pass, skip or fail."""
+    work.mkdir(parents=True, exist_ok=True)
+    blocks = [{"file": str(path), "line": line, "code": code, "skip": reason}
+              for line, code, reason in extract_blocks(path.read_text())]
+    (work / "blocks.json").write_text(json.dumps(blocks))
+    (work / "docs_runner.py").write_text(RUNNER)
+    # One BLAS thread: these tiny fits only lose time to BLAS threads
+    # (on a loaded machine OpenBLAS's two threads made one 17x slower).
+    env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "docs_runner.py", "blocks.json", "results.json",
+         ",".join(sorted(OPTIONAL))],
+        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+    )
+    if proc.returncode != 0 or not (work / "results.json").exists():
+        pytest.fail(f"the docs runner for {path.name} crashed:\n"
+                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    results = json.loads((work / "results.json").read_text())
+    return {b["line"]: (r["status"], r["detail"])
+            for b, r in zip(blocks, results, strict=True)}
+
+
 @pytest.fixture(scope="session")
 def run_doc(tmp_path_factory):
-    """Run a docs file's blocks once per session; {line: (status, detail)}."""
+    """run_doc_file, once per docs file and session."""
     cache = {}
 
     def run(path):
         if path not in cache:
-            work = tmp_path_factory.mktemp(path.stem)
-            blocks = [{"file": str(path), "line": line, "code": code, "skip": reason}
-                      for line, code, reason in extract_blocks(path.read_text())]
-            (work / "blocks.json").write_text(json.dumps(blocks))
-            (work / "docs_runner.py").write_text(RUNNER)
-            # One BLAS thread: these tiny fits only lose time to BLAS threads
-            # (on a loaded machine OpenBLAS's two threads made one 17x slower).
-            env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1",
-                       OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-            proc = subprocess.run(
-                [sys.executable, "docs_runner.py", "blocks.json", "results.json",
-                 ",".join(sorted(OPTIONAL))],
-                cwd=work, env=env, capture_output=True, text=True, timeout=900,
-            )
-            if proc.returncode != 0 or not (work / "results.json").exists():
-                pytest.fail(f"the docs runner for {path.name} crashed:\n"
-                            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-            results = json.loads((work / "results.json").read_text())
-            cache[path] = {b["line"]: (r["status"], r["detail"])
-                           for b, r in zip(blocks, results, strict=True)}
+            cache[path] = run_doc_file(path, tmp_path_factory.mktemp(path.stem))
         return cache[path]
 
     return run
@@ -198,3 +219,47 @@ def test_every_docs_file_is_collected():
     assert {"README.md", "docs/design.md", "docs/distributed.md"} <= names
     # the README has python blocks, so the parametrization is not empty
     assert extract_blocks((ROOT / "README.md").read_text())
+
+
+def test_runner_skips_only_for_missing_optional_packages(tmp_path):
+    """A block needing a missing optional package is skipped (also behind
+    fastbp-style ImportError hints), later blocks using its names too; any
+    other error, a missing non-optional module included, fails."""
+    doc = tmp_path / "example.md"
+    doc.write_text(textwrap.dedent('''\
+        ```python
+        import not_a_real_optional_pkg
+        ```
+
+        ```python
+        try:
+            import not_a_real_optional_pkg
+        except ImportError as exc:
+            raise ImportError('pip install "fastbp[x]"') from exc
+        ```
+
+        ```python
+        not_a_real_optional_pkg.run()
+        ```
+
+        ```python
+        import not_a_real_required_pkg
+        ```
+
+        ```python
+        assert 1 + 1 == 3
+        ```
+
+        ```python
+        print("fine")
+        ```
+    '''))
+    OPTIONAL.add("not_a_real_optional_pkg")
+    try:
+        results = run_doc_file(doc, tmp_path / "work")
+    finally:
+        OPTIONAL.discard("not_a_real_optional_pkg")
+    statuses, details = zip(*(results[line] for line in sorted(results)), strict=True)
+    assert statuses == ("skip", "skip", "skip", "fail", "fail", "pass")
+    assert "not_a_real_required_pkg" in details[3]
+    assert "AssertionError" in details[4]
