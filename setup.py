@@ -73,6 +73,26 @@ class OptionalBuildExt(build_ext):
         super().build_extensions()
 
     def run(self):
+        # Cythonize here, not at import time: pip runs setup.py three times
+        # per install (requirements, metadata, build) and only this one needs C.
+        try:
+            from Cython.Build import cythonize
+        except ImportError as exc:
+            if REQUIRED:
+                raise
+            _warn(exc)
+            return
+        generated = cythonize(
+            self.extensions,
+            compiler_directives=directives,
+            build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython-release"),
+            force=True,
+        )
+        # keep setuptools' own Extension objects (finalize_options annotated
+        # them); only their sources change, from .pyx to the generated .c
+        sources = {ext.name: ext.sources for ext in generated}
+        for ext in self.extensions:
+            ext.sources = sources[ext.name]
         try:
             super().run()
         except _BUILD_ERRORS as exc:  # e.g. no compiler at all
@@ -93,29 +113,15 @@ def _warn(exc):
     sys.stderr.write(WARNING.format(err=f"{type(exc).__name__}: {exc}"))
 
 
-def _extensions():
-    try:
-        from Cython.Build import cythonize
-    except ImportError as exc:
-        if REQUIRED:
-            raise
-        sys.stderr.write(WARNING.format(err=f"Cython is not installed ({exc})"))
-        return []
-    extensions = [
-        Extension(
-            "fastbp._cython_backend",
-            ["fastbp/_cython_backend.pyx"],
-            define_macros=[("FASTBP_DEBUG", "1" if DEBUG else "0")],
-            # an editable install then skips copying a module that wasn't built
-            optional=not REQUIRED,
-        )
-    ]
-    return cythonize(
-        extensions,
-        compiler_directives=directives,
-        build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython-release"),
-        force=True,
+EXTENSIONS = [
+    Extension(
+        "fastbp._cython_backend",
+        ["fastbp/_cython_backend.pyx"],
+        define_macros=[("FASTBP_DEBUG", "1" if DEBUG else "0")],
+        # an editable install then skips copying a module that wasn't built
+        optional=not REQUIRED,
     )
+]
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=EXTENSIONS, cmdclass={"build_ext": OptionalBuildExt})
