@@ -50,7 +50,7 @@ def test_grid_search_on_local_cluster():
 
     local = _search().fit(X, y)
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
     ) as cluster, distributed.Client(cluster) as client:
         assert len(client.scheduler_info()["workers"]) == 2
         with joblib.parallel_backend("dask"):
