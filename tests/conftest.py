@@ -1,7 +1,8 @@
-"""Shared fixtures: the ``backend`` every backend-sensitive test runs on.
+"""Shared fixtures: the ``backend`` every backend-sensitive test runs on, and
+``require_cython`` for tests that need the compiled extension.
 
-"cython" is skipped when the compiled extension is not importable, unless
-FASTBP_REQUIRE_CYTHON=1 (set in CI), where a missing extension fails.
+Without the compiled extension those tests are skipped, unless
+FASTBP_REQUIRE_CYTHON=1 (set in CI): then a missing extension fails the run.
 """
 
 import os
@@ -10,22 +11,37 @@ import pytest
 
 from fastbp.backends import cython_available
 
+_REQUIRED = os.environ.get("FASTBP_REQUIRE_CYTHON") == "1"
+_MISSING = (
+    "FASTBP_REQUIRE_CYTHON=1 but fastbp._cython_backend is not importable: "
+    "build the extension."
+)
 
-def require_cython():
-    """Skip the calling test without the compiled backend (fail in CI)."""
+
+def pytest_configure(config):
+    # Modules that importorskip the extension would otherwise be skipped
+    # silently; with the variable set a missing extension stops the run.
+    if _REQUIRED and not cython_available():
+        pytest.exit(_MISSING, returncode=1)
+
+
+def _skip_without_cython():
     if not cython_available():
-        if os.environ.get("FASTBP_REQUIRE_CYTHON") == "1":
-            pytest.fail(
-                "FASTBP_REQUIRE_CYTHON=1 but fastbp._cython_backend is not "
-                "importable: build the extension."
-            )
+        if _REQUIRED:
+            pytest.fail(_MISSING)
         pytest.skip("compiled backend not built")
+
+
+@pytest.fixture
+def require_cython():
+    """Skip the requesting test without the compiled backend (fail in CI)."""
+    _skip_without_cython()
 
 
 @pytest.fixture(params=["numpy", "cython"])
 def backend(request):
     if request.param == "cython":
-        require_cython()
+        _skip_without_cython()
     return request.param
 
 

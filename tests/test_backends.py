@@ -13,8 +13,6 @@ from sklearn.datasets import make_classification
 from fastbp import BPClassifier, backends
 from fastbp import _numpy_backend
 
-from conftest import require_cython
-
 
 @pytest.fixture
 def no_extension(monkeypatch):
@@ -57,15 +55,15 @@ def test_estimator_records_the_fallback_in_backend_(no_extension):
         clf.set_params(backend="cython").predict(X)
 
 
+@pytest.mark.usefixtures("require_cython")
 def test_auto_uses_the_extension_when_built():
-    require_cython()
     assert backends.get_backend("auto").name == "cython"
 
 
 @pytest.mark.parametrize("fit_on, predict_on", [("cython", "numpy"), ("numpy", "cython")])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.usefixtures("require_cython")
 def test_model_predicts_the_same_on_the_other_backend(fit_on, predict_on, dtype):
-    require_cython()
     X, y = make_classification(200, 8, n_classes=3, n_informative=5, random_state=1)
     X = X.astype(dtype)
     clf = BPClassifier((16, 8), max_iter=20, random_state=0, backend=fit_on)

@@ -98,7 +98,7 @@ def test_nan_in_X_at_predict_time():
 
 @pytest.mark.parametrize("cls", [BPClassifier, BPRegressor])
 def test_predict_before_fit_is_not_fitted_error(cls):
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="is not fitted yet"):
         cls().predict(X)
 
 

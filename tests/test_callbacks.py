@@ -117,7 +117,7 @@ def test_callbacks_do_not_change_the_fit(digits):
     params = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0, backend="numpy")
     plain = BPClassifier(**params).fit(X, y)
     rec = BPClassifier(**params).set_callbacks(Recorder()).fit(X, y)
-    for a, b in zip(plain.coefs_ + plain.intercepts_, rec.coefs_ + rec.intercepts_):
+    for a, b in zip(plain.coefs_ + plain.intercepts_, rec.coefs_ + rec.intercepts_, strict=True):
         np.testing.assert_array_equal(a, b)
     assert plain.loss_curve_ == rec.loss_curve_
 

@@ -47,7 +47,7 @@ def test_every_hidden_activation_trains_a_useful_classifier(backend, activation)
 def test_sigmoid_alias_gives_the_logistic_model(backend):
     a = BPClassifier(activation="sigmoid", backend=backend, **STOCH).fit(Xc, yc)
     b = BPClassifier(activation="logistic", backend=backend, **STOCH).fit(Xc, yc)
-    for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+    for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
         assert_array_equal(u, v)
     assert a.get_params()["activation"] == "sigmoid"  # the parameter is kept as given
 
@@ -59,7 +59,7 @@ def test_logistic_alias_uses_sklearns_logistic_init_factor(backend):
                       **{k: v for k, v in STOCH.items() if k != "max_iter"})
     sk.fit(Xc, yc)
     bp.fit(Xc, yc)
-    for u, v in zip(sk.coefs_, bp.coefs_):
+    for u, v in zip(sk.coefs_, bp.coefs_, strict=True):
         assert_allclose(v, u, rtol=1e-9)
 
 
@@ -161,7 +161,7 @@ def test_sparse_X_gives_the_dense_model(backend, solver, fmt):
     Xs = sp.csr_matrix(X).asformat(fmt)
     dense = BPClassifier(solver=solver, backend=backend, **{**STOCH, "max_iter": 10}).fit(X, yc)
     sparse = BPClassifier(solver=solver, backend=backend, **{**STOCH, "max_iter": 10}).fit(Xs, yc)
-    for u, v in zip(dense.coefs_ + dense.intercepts_, sparse.coefs_ + sparse.intercepts_):
+    for u, v in zip(dense.coefs_ + dense.intercepts_, sparse.coefs_ + sparse.intercepts_, strict=True):
         assert_allclose(v, u, rtol=1e-9, atol=1e-12)
     assert_allclose(sparse.predict_proba(Xs), dense.predict_proba(X), rtol=1e-9)
 
@@ -262,7 +262,7 @@ def test_reassigned_lists_are_used_by_predict(backend):
 def _user_edit(model, how):
     new = [c * 0.5 for c in model.coefs_]
     if how == "in_place":
-        for c, n in zip(model.coefs_, new):
+        for c, n in zip(model.coefs_, new, strict=True):
             c[...] = n
     else:
         model.coefs_ = new
@@ -278,7 +278,7 @@ def test_user_edits_are_used_by_the_next_partial_fit(backend, solver, how):
         m.partial_fit(Xr, yr)
         _user_edit(m, how)
         m.partial_fit(Xr, yr)
-    for u, v in zip(sk.coefs_ + sk.intercepts_, bp.coefs_ + bp.intercepts_):
+    for u, v in zip(sk.coefs_ + sk.intercepts_, bp.coefs_ + bp.intercepts_, strict=True):
         assert_allclose(v, u, rtol=1e-7, atol=1e-12)
 
 
@@ -292,7 +292,7 @@ def test_user_edits_are_used_by_a_warm_started_fit(backend, solver, how):
         m.fit(Xc, yc)
         _user_edit(m, how)
         m.fit(Xc, yc)
-    for u, v in zip(sk.coefs_ + sk.intercepts_, bp.coefs_ + bp.intercepts_):
+    for u, v in zip(sk.coefs_ + sk.intercepts_, bp.coefs_ + bp.intercepts_, strict=True):
         assert_allclose(v, u, rtol=1e-7, atol=1e-12)
 
 
@@ -311,7 +311,7 @@ def test_pickle_round_trip(backend, solver):
     clf = BPClassifier(solver=solver, backend=backend, **STOCH).fit(Xc, yc)
     clf2 = pickle.loads(pickle.dumps(clf))
     assert_array_equal(clf2.predict_proba(Xc), clf.predict_proba(Xc))
-    for u, v in zip(clf.coefs_ + clf.intercepts_, clf2.coefs_ + clf2.intercepts_):
+    for u, v in zip(clf.coefs_ + clf.intercepts_, clf2.coefs_ + clf2.intercepts_, strict=True):
         assert_array_equal(u, v)
     assert clf2.loss_curve_ == clf.loss_curve_
     # The restored parameters are still live: an in-place write is used.
@@ -324,7 +324,7 @@ def test_pickled_model_continues_training_identically(backend):
     reg2 = pickle.loads(pickle.dumps(reg))
     reg.partial_fit(Xr, yr)
     reg2.partial_fit(Xr, yr)
-    for u, v in zip(reg.coefs_ + reg.intercepts_, reg2.coefs_ + reg2.intercepts_):
+    for u, v in zip(reg.coefs_ + reg.intercepts_, reg2.coefs_ + reg2.intercepts_, strict=True):
         assert_array_equal(u, v)
 
 
@@ -366,7 +366,7 @@ def test_early_stopping_restores_the_best_validation_parameters(backend):
     # Refit up to the best epoch: its parameters are what the model holds.
     ref = BPClassifier(early_stopping=True, n_iter_no_change=1000, backend=backend,
                        **{**STOCH, "max_iter": best + 1, "learning_rate_init": 0.05}).fit(Xc, yc)
-    for u, v in zip(ref.coefs_ + ref.intercepts_, clf.coefs_ + clf.intercepts_):
+    for u, v in zip(ref.coefs_ + ref.intercepts_, clf.coefs_ + clf.intercepts_, strict=True):
         assert_allclose(v, u, rtol=1e-12)
 
 
@@ -374,7 +374,7 @@ def test_refit_without_warm_start_starts_over(backend):
     clf = BPClassifier(backend=backend, **STOCH)
     a = [c.copy() for c in clf.fit(Xc, yc).coefs_]
     b = clf.fit(Xc, yc).coefs_
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         assert_array_equal(u, v)
 
 

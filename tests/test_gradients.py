@@ -99,7 +99,7 @@ def test_gradient_matches_central_differences_with_alpha_and_sample_weight(
               alpha=0.3, sample_weight=sw, maxout_pieces=k)
     _, dW, db = backprop(X, y, coefs, intercepts, backend=backend, **kw)
     fdW, fdb = _fd_weighted(activation, k, out_activation, loss)
-    for g, fd in zip(dW + db, fdW + fdb):
+    for g, fd in zip(dW + db, fdW + fdb, strict=True):
         assert g.shape == fd.shape
         assert_allclose(g, fd, rtol=1e-5, atol=1e-8)
 
@@ -112,7 +112,7 @@ def test_gradient_matches_central_differences_unweighted(backend, activation, k,
               maxout_pieces=k)
     _, dW, db = backprop(X, y, coefs, intercepts, backend=backend, **kw)
     fdW, fdb = _fd_gradients(X, y, coefs, intercepts, **kw)
-    for g, fd in zip(dW + db, fdW + fdb):
+    for g, fd in zip(dW + db, fdW + fdb, strict=True):
         assert_allclose(g, fd, rtol=1e-5, atol=1e-8)
 
 
@@ -129,7 +129,7 @@ def _reference_loss(X, y, coefs, intercepts, activation, out_activation, loss, a
         "softmax": lambda h: np.exp(h) / np.exp(h).sum(axis=1, keepdims=True),
     }
     Z = X
-    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+    for i, (W, b) in enumerate(zip(coefs, intercepts, strict=True)):
         H = Z @ W + b
         if i == len(coefs) - 1:
             Z = f[out_activation](H)
@@ -183,7 +183,7 @@ def test_unit_sample_weights_equal_no_weights(backend):
     a = backprop(X, y, coefs, intercepts, backend=backend, **kw)
     b = backprop(X, y, coefs, intercepts, sample_weight=np.ones(N), backend=backend, **kw)
     assert a[0] == pytest.approx(b[0], rel=1e-12)
-    for g, h in zip(a[1] + a[2], b[1] + b[2]):
+    for g, h in zip(a[1] + a[2], b[1] + b[2], strict=True):
         assert_allclose(g, h, rtol=1e-12)
 
 
@@ -195,7 +195,7 @@ def test_integer_sample_weights_equal_repeated_rows(backend):
     b = backprop(np.repeat(X, w, axis=0), np.repeat(y, w, axis=0), coefs,
                  intercepts, backend=backend, **kw)
     assert a[0] == pytest.approx(b[0], rel=1e-12)
-    for g, h in zip(a[1] + a[2], b[1] + b[2]):
+    for g, h in zip(a[1] + a[2], b[1] + b[2], strict=True):
         assert_allclose(g, h, rtol=1e-10, atol=1e-14)
 
 
@@ -208,7 +208,7 @@ def test_sparse_X_gives_the_dense_gradient(backend, fmt):
     a = backprop(X, y, coefs, intercepts, backend=backend, **kw)
     b = backprop(sp.csr_matrix(X).asformat(fmt), y, coefs, intercepts, backend=backend, **kw)
     assert a[0] == pytest.approx(b[0], rel=1e-12)
-    for g, h in zip(a[1] + a[2], b[1] + b[2]):
+    for g, h in zip(a[1] + a[2], b[1] + b[2], strict=True):
         assert_allclose(g, h, rtol=1e-10, atol=1e-14)
 
 
@@ -217,7 +217,7 @@ def test_float32_input_computes_in_float32(backend):
     kw = dict(activation="tanh", out_activation="softmax", loss="log_loss", alpha=0.1)
     a = backprop(X, y, coefs, intercepts, backend=backend, **kw)
     b = backprop(X.astype(np.float32), y, coefs, intercepts, backend=backend, **kw)
-    for g, h in zip(a[1] + a[2], b[1] + b[2]):
+    for g, h in zip(a[1] + a[2], b[1] + b[2], strict=True):
         assert h.dtype == np.float32
         assert_allclose(h, g, rtol=2e-4, atol=1e-6)
 

@@ -52,7 +52,7 @@ def test_pack_round_trips_and_checks_shapes():
     intercepts = [rng.normal(size=2), rng.normal(size=2)]
     params = net.pack(coefs, intercepts)
     c2, b2 = net.views(params)
-    for a, b in zip(coefs + intercepts, c2 + b2):
+    for a, b in zip(coefs + intercepts, c2 + b2, strict=True):
         assert_array_equal(a, b)
     with pytest.raises(ValueError, match=r"coefs\[1\] has shape"):
         net.pack([coefs[0], np.zeros((3, 2))], intercepts)
@@ -74,7 +74,7 @@ def test_init_params_draws_exactly_as_sklearn(activation):
         bound = np.sqrt(factor / (fi + fo))
         expected.append((rs.uniform(-bound, bound, (fi, fo)), rs.uniform(-bound, bound, fo)))
     coefs, intercepts = net.views(params)
-    for (W, b), c, i in zip(expected, coefs, intercepts):
+    for (W, b), c, i in zip(expected, coefs, intercepts, strict=True):
         assert_array_equal(c, W)
         assert_array_equal(i, b)  # biases are random too, as in scikit-learn
 

@@ -165,7 +165,7 @@ def test_to_sklearn_unsupported_output():
 def test_to_sklearn_not_fitted():
     from sklearn.exceptions import NotFittedError
 
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="is not fitted yet"):
         BPClassifier().to_sklearn()
 
 

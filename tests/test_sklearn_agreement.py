@@ -49,7 +49,7 @@ def _models(task, backend, **params):
 
 def assert_same_parameters(sk, bp, rtol=RTOL):
     assert len(sk.coefs_) == len(bp.coefs_)
-    for a, b in zip(sk.coefs_ + sk.intercepts_, bp.coefs_ + bp.intercepts_):
+    for a, b in zip(sk.coefs_ + sk.intercepts_, bp.coefs_ + bp.intercepts_, strict=True):
         assert a.shape == b.shape
         assert_allclose(b, a, rtol=rtol, atol=1e-12)
 

@@ -8,7 +8,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastbp import BPClassifier, BPRegressor
 
-pytestmark = pytest.mark.usefixtures("one_blas_thread")
+pytestmark = [
+    pytest.mark.usefixtures("one_blas_thread"),
+    # The checks fit on tiny data with few iterations by design: hundreds of
+    # expected ConvergenceWarnings would bury any real warning.
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
 
 # The sample-weight equivalence checks compare a weighted fit with a fit on
 # repeated rows; like scikit-learn (instance_generator.py) they need a

@@ -59,7 +59,7 @@ def test_grid_search_threading_equals_sequential(digits, dtype):
     np.testing.assert_array_equal(par.cv_results_["mean_test_score"],
                                   seq.cv_results_["mean_test_score"])
     assert par.best_params_ == seq.best_params_
-    for a, b in zip(par.best_estimator_.coefs_, seq.best_estimator_.coefs_):
+    for a, b in zip(par.best_estimator_.coefs_, seq.best_estimator_.coefs_, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -75,8 +75,8 @@ def test_concurrent_fits_are_independent(digits, solver):
     sequential = [fit(s) for s in seeds]
     with ThreadPoolExecutor(max_workers=4) as pool:
         threaded = list(pool.map(fit, seeds))
-    for a, b in zip(sequential, threaded):
-        for ca, cb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+    for a, b in zip(sequential, threaded, strict=True):
+        for ca, cb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
             np.testing.assert_array_equal(ca, cb)
         assert a.loss_curve_ == b.loss_curve_
 
