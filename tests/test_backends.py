@@ -82,8 +82,8 @@ def test_model_predicts_the_same_on_the_other_backend(fit_on, predict_on, dtype)
 
 
 def _backend_module(name):
-    if name == "cython":
-        require_cython()
+    # "cython" comes from the `backend` fixture or a test that requires the
+    # compiled backend: both skip (fail in CI) when it isn't built
     return backends.get_backend(name)
 
 
@@ -104,10 +104,10 @@ def _error(call):
     return type(excinfo.value), str(excinfo.value)
 
 
+@pytest.mark.usefixtures("require_cython")
 def test_bad_arguments_get_the_same_error_from_both_backends():
     from fastbp.solvers import Hyper, OptState
 
-    require_cython()
     net, params, X, Y = _problem()
     errors = {}
     for name in ("numpy", "cython"):
@@ -194,10 +194,10 @@ def recorder(monkeypatch):
     return rec
 
 
-@pytest.mark.parametrize("name", ["numpy", "cython"])
-def test_each_call_drives_its_work_through_one_blas_session(name, recorder):
+def test_each_call_drives_its_work_through_one_blas_session(backend, recorder):
     from fastbp.solvers import Hyper, OptState
 
+    name = backend
     be = _backend_module(name)
     net, params, X, Y = _problem(n=30)
     largest = 4 * 6  # largest fan_in * fan_out of the network
@@ -291,8 +291,8 @@ def interrupt_after_first_chunk(call, done):
         thread.join()
 
 
-@pytest.mark.parametrize("name", ["numpy", "cython"])
-def test_keyboard_interrupt_stops_a_large_predict(name, units_done):
+def test_keyboard_interrupt_stops_a_large_predict(backend, units_done):
+    name = backend
     be = _backend_module(name)
     net, params, X, _ = _wide_problem(200_000)
     rows = be._FORWARD_BLOCK if name == "cython" else be._forward_block(net)
@@ -301,6 +301,7 @@ def test_keyboard_interrupt_stops_a_large_predict(name, units_done):
     assert 0 < sum(units_done) < 200_000 // rows - 2
 
 
+@pytest.mark.usefixtures("require_cython")
 def test_keyboard_interrupt_stops_a_large_compiled_loss_grad(units_done):
     be = _backend_module("cython")
     net, params, X, Y = _wide_problem(200_000)

@@ -23,7 +23,7 @@ from fastbp.solvers import Hyper, OptState
 cb = pytest.importorskip("fastbp._cython_backend")
 
 # Relative tolerance per dtype: max|a - b| / max(max|b|, tiny).
-RTOL = {np.float32: 1e-4, np.float64: 1e-9}  # DESIGN.md: float64 <= 1e-9
+RTOL = {np.float32: 1e-4, np.float64: 1e-9}  # docs/design.md: float64 <= 1e-9
 TINY = 1e-30
 # Absolute tolerance on losses: a squared error near zero is a difference of
 # nearly equal numbers, exact only to a few ulps of the targets.

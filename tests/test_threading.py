@@ -147,21 +147,6 @@ _RESTORE_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _compiled_backend_has_its_own_thread_limit():
-    # Until the compiled backend drives its epochs through
-    # fastbp._blas_threads, its own threadpoolctl limit (_EpochThreads) races
-    # with the sessions of the other fit; the condition goes false by itself.
-    from fastbp import _cython_backend
-
-    return hasattr(_cython_backend, "_EpochThreads")
-
-
-@pytest.mark.parametrize("backend", [
-    "numpy",
-    pytest.param("cython", marks=pytest.mark.xfail(
-        _compiled_backend_has_its_own_thread_limit(), strict=False,
-        reason="compiled backend still limits BLAS through threadpoolctl")),
-])
 @pytest.mark.parametrize("mode", ["threads", "gridsearch"])
 def test_blas_threads_restored_after_concurrent_fits(mode, backend):
     import fastbp
