@@ -53,3 +53,21 @@ def one_blas_thread():
 
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt in the main thread during the test.
+
+    A process started in the background of a non-interactive shell (as CI may
+    start it) inherits SIGINT ignored, and then ``_thread.interrupt_main()``
+    does nothing; the tests that simulate Ctrl-C install Python's default
+    handler for their duration.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

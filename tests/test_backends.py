@@ -291,6 +291,7 @@ def interrupt_after_first_chunk(call, done):
         thread.join()
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_keyboard_interrupt_stops_a_large_predict(backend, units_done):
     name = backend
     be = _backend_module(name)
@@ -301,7 +302,7 @@ def test_keyboard_interrupt_stops_a_large_predict(backend, units_done):
     assert 0 < sum(units_done) < 200_000 // rows - 2
 
 
-@pytest.mark.usefixtures("require_cython")
+@pytest.mark.usefixtures("require_cython", "ctrl_c_raises")
 def test_keyboard_interrupt_stops_a_large_compiled_loss_grad(units_done):
     be = _backend_module("cython")
     net, params, X, Y = _wide_problem(200_000)

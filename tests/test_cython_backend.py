@@ -317,6 +317,7 @@ def test_train_epoch_releases_the_gil():
     assert during > 0.1 * idle_rate * elapsed, (during, idle_rate, elapsed)
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_keyboard_interrupt_stops_the_epoch():
     per_repeat = epoch_seconds(2) / 2
     n_repeats = max(4, int(4.0 / per_repeat))  # an epoch of ~4 s
