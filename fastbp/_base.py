@@ -73,7 +73,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -93,6 +93,9 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "maxout_pieces": [Interval(Integral, 2, None, closed="left")],
         "backend": [StrOptions(set(BACKENDS))],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "warmup_fraction": [Interval(Real, 0, 1, closed="both")],
     }
 
     @abstractmethod
@@ -102,6 +105,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
         early_stopping, validation_fraction, beta_1, beta_2, epsilon,
         n_iter_no_change, max_fun, maxout_pieces, backend,
+        weight_decay=0.0, max_grad_norm=None, warmup_fraction=0.0,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -129,6 +133,9 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         self.max_fun = max_fun
         self.maxout_pieces = maxout_pieces
         self.backend = backend
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
+        self.warmup_fraction = warmup_fraction
 
     # ------------------------------------------------------------ helpers
     def _hidden_sizes(self):
@@ -239,6 +246,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         self.__dict__.pop("_opt_state", None)
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
+            self.learning_rate_curve_ = []
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_ = []
@@ -259,6 +267,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
             if sample_weight.sum() == 0:
                 raise ValueError(ZERO_WEIGHTS_MSG + " (sample_weight sums to zero).")
+        sample_weight = self._apply_class_weight(y, sample_weight, X.dtype)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self._check_target(y)
@@ -301,6 +310,11 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             self._warn_if_predictions_overflow(backend, X)
         return self
 
+    def _apply_class_weight(self, Y, sample_weight, dtype):
+        """``sample_weight`` times the class weights of the rows (classifier
+        only; the regressor has none)."""
+        return sample_weight
+
     def _warn_if_predictions_overflow(self, backend, X):
         """An exp output overflows with finite weights: a diverged fit can
         end with finite weights that predict inf on its own training data."""
@@ -322,6 +336,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             beta_1=float(self.beta_1),
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
+            weight_decay=float(self.weight_decay),
+            max_grad_norm=None if self.max_grad_norm is None else float(self.max_grad_norm),
         )
 
     def _fit_lbfgs(self, backend, X, Y, sample_weight, callbacks=None):
@@ -388,7 +404,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         ):
             state = OptState(
                 self.solver, net.n_params, net.dtype, self.learning_rate_init,
-                self.learning_rate, self.power_t,
+                self.learning_rate, self.power_t, planned_epochs=self.max_iter,
+                warmup_fraction=self.warmup_fraction,
             )
         elif state.m.dtype != net.dtype:
             state.astype(net.dtype)
@@ -443,6 +460,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
                 saved_state = state.save(into=saved_state)
                 if callbacks:
                     callbacks.begin_iteration(X_train, Y_train, sw_train)
+                state.epoch_begins()
                 in_epoch = True
                 loss = backend.train_epoch(
                     net, params, state, X_train, Y_train, sw_train, sample_idx,
@@ -461,12 +479,14 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
                     self.loss_ = float(loss)
                     self.t_ += n_samples
                     self.loss_curve_.append(self.loss_)
+                    self._record_learning_rate(state)
                     self.validation_scores_.append(np.nan)
                     break
                 self.n_iter_ += 1
                 self.loss_ = float(loss)
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
+                self._record_learning_rate(state)
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
@@ -518,6 +538,13 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             )
         else:
             self._warn_if_diverged(first_epoch)
+
+    def _record_learning_rate(self, state):
+        """Append the rate the epoch's steps used to ``learning_rate_curve_``."""
+        curve = getattr(self, "learning_rate_curve_", None)
+        if curve is None:  # a model fitted before the attribute existed
+            curve = self.learning_rate_curve_ = []
+        curve.append(float(state.step_rate()))
 
     def _warn_if_diverged(self, first_epoch):
         """ConvergenceWarning when the loss grew far beyond that of epoch

@@ -30,6 +30,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import type_of_target, unique_labels
 
 from . import activations as act
@@ -78,17 +79,23 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         Minibatch size of the stochastic solvers; "auto" is
         ``min(200, n_samples)``. Larger values are clipped to ``n_samples``
         (with a warning). Ignored by "lbfgs".
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Learning-rate schedule of "sgd": "constant" keeps
-        ``learning_rate_init``; "invscaling" uses
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, \
+default="constant"
+        Learning-rate schedule of "sgd" and "adam" (for "adam" it scales the
+        base rate before Adam's bias correction; "constant" is scikit-learn's
+        Adam): "constant" keeps ``learning_rate_init``; "invscaling" uses
         ``learning_rate_init / (t_ + 1) ** power_t``; "adaptive" divides the
         rate by 5 each time ``n_iter_no_change`` epochs fail to improve the
         training loss (or the validation score) by ``tol``, until it falls
-        below 1e-6.
+        below 1e-6; "cosine" decays it per epoch to 0 over ``max_iter``
+        epochs, ``learning_rate_init * (1 + cos(pi * e / max_iter)) / 2``
+        for epoch ``e = 0, 1, ..`` (counted after any warm-up). The rate of
+        each epoch is recorded in ``learning_rate_curve_``. For example,
+        ``learning_rate="cosine", max_iter=50`` anneals over 50 epochs.
     learning_rate_init : float, default=1e-3
         Initial learning rate of "sgd" and "adam".
     power_t : float, default=0.5
-        Exponent of the "invscaling" schedule ("sgd" only).
+        Exponent of the "invscaling" schedule.
     max_iter : int, default=200
         Maximum number of epochs (passes over the data) of "sgd" and "adam",
         or of iterations of "lbfgs".
@@ -143,6 +150,36 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         the pure-NumPy reference; both give the same model up to rounding.
         "auto" uses the compiled backend when it is built and NumPy (with one
         warning) otherwise.
+    weight_decay : float, default=0.0
+        Decoupled weight decay of "sgd" and "adam" (AdamW with "adam"): each
+        minibatch step multiplies the weights (not the biases) by
+        ``1 - lr * weight_decay``, ``lr`` the scheduled learning rate,
+        besides the gradient step. Unlike ``alpha`` (an L2 penalty in the
+        loss and its gradient, which Adam rescales), it does not pass through
+        the gradient. For example ``solver="adam", weight_decay=0.01``.
+        Ignored by "lbfgs".
+    max_grad_norm : float or None, default=None
+        When set (> 0), each minibatch's gradient (all layers together) is
+        scaled down to this global L2 norm whenever its norm exceeds it,
+        before the optimizer step ("sgd", "adam"). For example
+        ``max_grad_norm=1.0`` tames exploding gradients.
+    warmup_fraction : float, default=0.0
+        Fraction of the ``max_iter`` planned epochs, in ``[0, 1]``, over which
+        the learning rate ramps up linearly: epoch ``e`` (from 0) of the
+        ``w = ceil(warmup_fraction * max_iter)`` warm-up epochs uses
+        ``(e + 1) / w`` times the scheduled rate ("sgd", "adam"). For example
+        ``warmup_fraction=0.1, learning_rate="cosine"``.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplying ``sample_weight``: a dict
+        ``{class_label: weight}`` (classes not in it weigh 1), or "balanced",
+        ``n_samples / (n_classes * np.bincount(y))`` computed from the ``y``
+        of ``fit``, as in scikit-learn's ``compute_sample_weight``. With
+        ``early_stopping`` the validation rows keep their class weights (the
+        validation score is weighted). ``partial_fit`` takes a dict, not
+        "balanced" (compute the weights with
+        ``compute_class_weight("balanced", classes=classes, y=y)`` and pass
+        them as a dict). Not for multilabel targets. For example
+        ``class_weight={0: 1.0, 1: 10.0}`` or ``class_weight="balanced"``.
 
     Attributes
     ----------
@@ -159,6 +196,10 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
     loss_curve_ : list of float
         The training loss after each epoch ("sgd", "adam") or iteration
         ("lbfgs").
+    learning_rate_curve_ : list of float
+        The learning rate of each epoch's steps ("sgd", "adam"; for "adam"
+        the base rate before the bias correction), one entry per entry of
+        ``loss_curve_``; not set for "lbfgs".
     validation_scores_ : list of float or None
         The validation score (accuracy) after each epoch with
         ``early_stopping=True``, else None. Only set for "sgd" and "adam".
@@ -218,6 +259,11 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
     True
     """
 
+    _parameter_constraints: dict = {
+        **_BaseBP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(100,),
@@ -246,6 +292,10 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         max_fun=15000,
         maxout_pieces=2,
         backend="auto",
+        weight_decay=0.0,
+        max_grad_norm=None,
+        warmup_fraction=0.0,
+        class_weight=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation,
@@ -258,7 +308,10 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             maxout_pieces=maxout_pieces, backend=backend,
+            weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+            warmup_fraction=warmup_fraction,
         )
+        self.class_weight = class_weight
 
     def _loss_name(self):
         return "log_loss"
@@ -270,6 +323,29 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
 
     def _check_target(self, y):
         pass
+
+    def _apply_class_weight(self, Y, sample_weight, dtype):
+        """``sample_weight`` times each row's class weight (``Y`` is the
+        binarized target), as HistGradientBoostingClassifier does."""
+        if self.class_weight is None:
+            return sample_weight
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            raise ValueError(
+                "class_weight is not supported for multilabel targets; pass "
+                "sample_weight instead."
+            )
+        Y = Y.reshape(len(Y), -1)
+        index = Y[:, 0].astype(np.intp) if Y.shape[1] == 1 else Y.argmax(axis=1)
+        labels = self.classes_[index]
+        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=labels)
+        per_row = np.asarray(weights, dtype=np.float64)[index].astype(dtype)
+        sample_weight = per_row if sample_weight is None else sample_weight * per_row
+        if sample_weight.sum() == 0:
+            raise ValueError(
+                "Weights sum to zero, can't be normalized (sample_weight times "
+                "class_weight sums to zero)."
+            )
+        return sample_weight
 
     def _stratify_labels(self, Y):
         if self._label_binarizer.y_type_.startswith("multilabel"):
@@ -368,6 +444,16 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         self : object
             The updated estimator.
         """
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit. In "
+                "order to use 'balanced' weights, use "
+                "compute_class_weight('balanced', classes=classes, y=y). In "
+                "place of y you can use a large enough sample of the full "
+                "training set target to properly estimate the class frequency "
+                "distributions. Pass the resulting weights as the class_weight "
+                "parameter."
+            )
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -462,17 +548,23 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
         Minibatch size of the stochastic solvers; "auto" is
         ``min(200, n_samples)``. Larger values are clipped to ``n_samples``
         (with a warning). Ignored by "lbfgs".
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Learning-rate schedule of "sgd": "constant" keeps
-        ``learning_rate_init``; "invscaling" uses
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, \
+default="constant"
+        Learning-rate schedule of "sgd" and "adam" (for "adam" it scales the
+        base rate before Adam's bias correction; "constant" is scikit-learn's
+        Adam): "constant" keeps ``learning_rate_init``; "invscaling" uses
         ``learning_rate_init / (t_ + 1) ** power_t``; "adaptive" divides the
         rate by 5 each time ``n_iter_no_change`` epochs fail to improve the
         training loss (or the validation score) by ``tol``, until it falls
-        below 1e-6.
+        below 1e-6; "cosine" decays it per epoch to 0 over ``max_iter``
+        epochs, ``learning_rate_init * (1 + cos(pi * e / max_iter)) / 2``
+        for epoch ``e = 0, 1, ..`` (counted after any warm-up). The rate of
+        each epoch is recorded in ``learning_rate_curve_``. For example,
+        ``learning_rate="cosine", max_iter=50`` anneals over 50 epochs.
     learning_rate_init : float, default=1e-3
         Initial learning rate of "sgd" and "adam".
     power_t : float, default=0.5
-        Exponent of the "invscaling" schedule ("sgd" only).
+        Exponent of the "invscaling" schedule.
     max_iter : int, default=200
         Maximum number of epochs (passes over the data) of "sgd" and "adam",
         or of iterations of "lbfgs".
@@ -529,6 +621,25 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
         the pure-NumPy reference; both give the same model up to rounding.
         "auto" uses the compiled backend when it is built and NumPy (with one
         warning) otherwise.
+    weight_decay : float, default=0.0
+        Decoupled weight decay of "sgd" and "adam" (AdamW with "adam"): each
+        minibatch step multiplies the weights (not the biases) by
+        ``1 - lr * weight_decay``, ``lr`` the scheduled learning rate,
+        besides the gradient step. Unlike ``alpha`` (an L2 penalty in the
+        loss and its gradient, which Adam rescales), it does not pass through
+        the gradient. For example ``solver="adam", weight_decay=0.01``.
+        Ignored by "lbfgs".
+    max_grad_norm : float or None, default=None
+        When set (> 0), each minibatch's gradient (all layers together) is
+        scaled down to this global L2 norm whenever its norm exceeds it,
+        before the optimizer step ("sgd", "adam"). For example
+        ``max_grad_norm=1.0`` tames exploding gradients.
+    warmup_fraction : float, default=0.0
+        Fraction of the ``max_iter`` planned epochs, in ``[0, 1]``, over which
+        the learning rate ramps up linearly: epoch ``e`` (from 0) of the
+        ``w = ceil(warmup_fraction * max_iter)`` warm-up epochs uses
+        ``(e + 1) / w`` times the scheduled rate ("sgd", "adam"). For example
+        ``warmup_fraction=0.1, learning_rate="cosine"``.
 
     Attributes
     ----------
@@ -542,6 +653,10 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
     loss_curve_ : list of float
         The training loss after each epoch ("sgd", "adam") or iteration
         ("lbfgs").
+    learning_rate_curve_ : list of float
+        The learning rate of each epoch's steps ("sgd", "adam"; for "adam"
+        the base rate before the bias correction), one entry per entry of
+        ``loss_curve_``; not set for "lbfgs".
     validation_scores_ : list of float or None
         The validation score (R²) after each epoch with
         ``early_stopping=True``, else None. Only set for "sgd" and "adam".
@@ -638,6 +753,9 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
         out_activation=None,
         maxout_pieces=2,
         backend="auto",
+        weight_decay=0.0,
+        max_grad_norm=None,
+        warmup_fraction=0.0,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation,
@@ -650,6 +768,8 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             maxout_pieces=maxout_pieces, backend=backend,
+            weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+            warmup_fraction=warmup_fraction,
         )
         self.out_activation = out_activation
 
