@@ -1,0 +1,313 @@
+"""Training controls beyond scikit-learn's MLP: class weights, decoupled
+weight decay (AdamW / SGDW), gradient clipping, learning-rate schedules
+(cosine, warm-up, invscaling for adam), on both backends."""
+
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import make_classification, make_regression
+from sklearn.neural_network import MLPRegressor
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
+
+from fastbp import BPClassifier, BPRegressor
+from fastbp import _numpy_backend as nb
+from fastbp.network import Network
+
+pytestmark = [
+    pytest.mark.usefixtures("one_blas_thread"),
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
+
+# Imbalanced three-class problem (about 70% / 20% / 10%).
+Xc, yc = make_classification(
+    150, 5, n_informative=3, n_redundant=0, n_classes=3, weights=[0.7, 0.2, 0.1],
+    random_state=0,
+)
+Xr, yr = make_regression(40, 4, noise=1.0, random_state=0)
+yr = yr / np.std(yr)
+SMALL = dict(hidden_layer_sizes=(6,), random_state=0, max_iter=8, batch_size=32,
+             learning_rate_init=0.01)
+
+
+def _coefs(est):
+    return est.coefs_ + est.intercepts_
+
+
+def _assert_same_model(a, b):
+    for u, v in zip(_coefs(a), _coefs(b), strict=True):
+        assert_array_equal(u, v)
+
+
+# ------------------------------------------------------------ class_weight
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_balanced_class_weight_equals_balanced_sample_weight(backend, solver):
+    weighted = BPClassifier(class_weight="balanced", solver=solver, backend=backend, **SMALL)
+    weighted.fit(Xc, yc)
+    by_hand = BPClassifier(solver=solver, backend=backend, **SMALL)
+    by_hand.fit(Xc, yc, sample_weight=compute_sample_weight("balanced", yc))
+    _assert_same_model(weighted, by_hand)
+
+
+def test_dict_class_weight_multiplies_sample_weight(backend):
+    cw = {0: 0.5, 2: 4.0}  # class 1 weighs 1
+    sw = np.linspace(0.5, 2.0, len(yc))
+    weighted = BPClassifier(class_weight=cw, backend=backend, **SMALL).fit(Xc, yc, sample_weight=sw)
+    per_row = np.array([cw.get(c, 1.0) for c in yc])
+    by_hand = BPClassifier(backend=backend, **SMALL).fit(Xc, yc, sample_weight=sw * per_row)
+    _assert_same_model(weighted, by_hand)
+
+
+def test_binary_string_labels_class_weight(backend):
+    y = np.where(yc == 0, "common", "rare")
+    cw = {"common": 1.0, "rare": 3.0}
+    weighted = BPClassifier(class_weight=cw, backend=backend, **SMALL).fit(Xc, y)
+    by_hand = BPClassifier(backend=backend, **SMALL).fit(
+        Xc, y, sample_weight=np.where(y == "rare", 3.0, 1.0)
+    )
+    _assert_same_model(weighted, by_hand)
+
+
+def test_partial_fit_dict_class_weight_equals_sample_weight(backend):
+    classes = np.unique(yc)
+    cw = dict(zip(classes, compute_class_weight("balanced", classes=classes, y=yc)))
+    weighted = BPClassifier(class_weight=cw, backend=backend, **SMALL)
+    by_hand = BPClassifier(backend=backend, **SMALL)
+    for rows in (slice(0, 70), slice(70, 150)):
+        weighted.partial_fit(Xc[rows], yc[rows], classes=classes)
+        sw = np.array([cw[c] for c in yc[rows]])
+        by_hand.partial_fit(Xc[rows], yc[rows], sample_weight=sw, classes=classes)
+    _assert_same_model(weighted, by_hand)
+
+
+def test_partial_fit_rejects_balanced_class_weight():
+    clf = BPClassifier(class_weight="balanced", **SMALL)
+    with pytest.raises(ValueError, match="class_weight 'balanced' is not supported for partial_fit"):
+        clf.partial_fit(Xc, yc, classes=np.unique(yc))
+
+
+def test_class_weight_is_kept_in_the_early_stopping_split(backend):
+    params = dict(SMALL, early_stopping=True, validation_fraction=0.2, max_iter=6)
+    weighted = BPClassifier(class_weight="balanced", backend=backend, **params).fit(Xc, yc)
+    by_hand = BPClassifier(backend=backend, **params).fit(
+        Xc, yc, sample_weight=compute_sample_weight("balanced", yc)
+    )
+    _assert_same_model(weighted, by_hand)
+    assert weighted.validation_scores_ == by_hand.validation_scores_
+
+
+def test_class_weight_rejects_multilabel_targets():
+    Y = np.column_stack([yc == 0, yc == 1]).astype(int)
+    with pytest.raises(ValueError, match="class_weight is not supported for multilabel"):
+        BPClassifier(class_weight="balanced", **SMALL).fit(Xc, Y)
+
+
+def test_class_weight_unknown_class_raises():
+    with pytest.raises(ValueError, match="not in class_weight"):
+        BPClassifier(class_weight={0: 1.0, 7: 2.0}, **SMALL).fit(Xc, yc)
+
+
+def test_class_weight_all_zero_raises():
+    with pytest.raises(ValueError, match="class_weight sums to zero"):
+        BPClassifier(class_weight={0: 0.0, 1: 0.0, 2: 0.0}, **SMALL).fit(Xc, yc)
+
+
+# ------------------------------------------------- one optimizer step by hand
+
+
+def _first_step_setup(dtype=np.float64):
+    """Initial parameters, gradient and the number of weights of the
+    regressor ``BPRegressor(hidden_layer_sizes=(5,), random_state=0)`` on
+    (Xr, yr), as its fit draws them."""
+    net = Network([Xr.shape[1], 5, 1], "relu", "identity", "squared_error", dtype=dtype)
+    params = net.init_params(np.random.RandomState(0))
+    _, grad = nb.loss_grad(net, params, Xr, yr.reshape(-1, 1), None, 0.0)
+    return net, params, grad
+
+
+def _one_step(backend, **params):
+    reg = BPRegressor(
+        hidden_layer_sizes=(5,), random_state=0, max_iter=1, batch_size=len(yr),
+        shuffle=False, alpha=0.0, backend=backend, **params,
+    )
+    reg.fit(Xr, yr)
+    return np.concatenate([a.ravel() for a in reg.coefs_ + reg.intercepts_])
+
+
+def _flat(net, params):
+    coefs, intercepts = net.views(params)
+    return np.concatenate([a.ravel() for a in coefs + intercepts])
+
+
+def test_adamw_one_step_equals_hand_computation(backend):
+    lr, wd, b1, b2, eps = 0.01, 0.5, 0.9, 0.999, 1e-8
+    got = _one_step(backend, solver="adam", learning_rate_init=lr, weight_decay=wd)
+    net, p, g = _first_step_setup()
+    m, v = (1 - b1) * g, (1 - b2) * g * g
+    step = lr * math.sqrt(1 - b2) / (1 - b1)
+    expected = p - step * m / (np.sqrt(v) + eps)
+    expected[: net.n_coefs] -= lr * wd * p[: net.n_coefs]  # weights only
+    assert_allclose(got, _flat(net, expected), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_decoupled_sgd_decay_one_step_equals_hand_computation(backend, nesterov):
+    lr, wd, mu = 0.05, 0.3, 0.9
+    got = _one_step(backend, solver="sgd", learning_rate_init=lr, weight_decay=wd,
+                    momentum=mu, nesterovs_momentum=nesterov)
+    net, p, g = _first_step_setup()
+    vel = -lr * g
+    expected = p + (mu * vel - lr * g if nesterov else vel)
+    expected[: net.n_coefs] -= lr * wd * p[: net.n_coefs]
+    assert_allclose(got, _flat(net, expected), rtol=1e-12, atol=1e-15)
+
+
+def test_weight_decay_shrinks_weights_not_biases(backend):
+    # Without momentum the decayed step is the plain one minus lr * wd * p,
+    # on the weights only.
+    lr, wd = 0.05, 0.3
+    plain = _one_step(backend, solver="sgd", learning_rate_init=lr, momentum=0.0)
+    decayed = _one_step(backend, solver="sgd", learning_rate_init=lr, momentum=0.0, weight_decay=wd)
+    net, p, _ = _first_step_setup()
+    p = _flat(net, p)
+    n_coefs = net.n_coefs
+    assert_allclose(decayed[:n_coefs], plain[:n_coefs] - lr * wd * p[:n_coefs], rtol=1e-12)
+    assert_array_equal(decayed[n_coefs:], plain[n_coefs:])
+
+
+def test_zero_weight_decay_keeps_sklearn_agreement(backend):
+    common = dict(hidden_layer_sizes=(5,), random_state=0, max_iter=5, learning_rate_init=0.01)
+    ours = BPRegressor(weight_decay=0.0, max_grad_norm=None, warmup_fraction=0.0,
+                       backend=backend, **common).fit(Xr, yr)
+    theirs = MLPRegressor(**common).fit(Xr, yr)
+    for a, b in zip(_coefs(ours), theirs.coefs_ + theirs.intercepts_, strict=True):
+        assert_allclose(a, b, rtol=1e-7, atol=1e-12)
+
+
+# ---------------------------------------------------------------- clipping
+
+
+def test_clipping_scales_a_large_gradient_to_the_bound(backend):
+    net, p, g = _first_step_setup()
+    norm = np.linalg.norm(g)
+    bound = norm / 4
+    got = _one_step(backend, solver="sgd", learning_rate_init=1.0, momentum=0.0,
+                    max_grad_norm=bound)
+    delta = got - _flat(net, p)
+    assert_allclose(np.linalg.norm(delta), bound, rtol=1e-12)
+    assert_allclose(delta, -_flat(net, g) * (bound / norm), rtol=1e-10, atol=1e-15)
+
+
+def test_clipping_leaves_a_small_gradient_unchanged(backend):
+    net, p, g = _first_step_setup()
+    bound = 2 * np.linalg.norm(g)
+    clipped = _one_step(backend, solver="sgd", learning_rate_init=1.0, momentum=0.0,
+                        max_grad_norm=bound)
+    plain = _one_step(backend, solver="sgd", learning_rate_init=1.0, momentum=0.0)
+    assert_array_equal(clipped, plain)
+
+
+def test_clipping_applies_to_adam_before_the_moments(backend):
+    net, p, g = _first_step_setup()
+    bound = np.linalg.norm(g) / 10
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    got = _one_step(backend, solver="adam", learning_rate_init=lr, max_grad_norm=bound)
+    g = g * (bound / np.linalg.norm(g))
+    m, v = (1 - b1) * g, (1 - b2) * g * g
+    expected = p - lr * math.sqrt(1 - b2) / (1 - b1) * m / (np.sqrt(v) + eps)
+    assert_allclose(got, _flat(net, expected), rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "1"])
+def test_max_grad_norm_must_be_positive(bad):
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        BPRegressor(max_grad_norm=bad).fit(Xr, yr)
+
+
+# --------------------------------------------------------------- schedules
+
+
+def test_cosine_schedule_with_warmup_follows_the_formula(backend):
+    lr, epochs, frac = 0.02, 10, 0.2
+    reg = BPRegressor(solver="sgd", learning_rate="cosine", warmup_fraction=frac,
+                      learning_rate_init=lr, max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1,
+                      hidden_layer_sizes=(5,), random_state=0, backend=backend).fit(Xr, yr)
+    w = math.ceil(frac * epochs)
+    expected = [
+        lr * (e + 1) / w if e < w
+        else lr * 0.5 * (1 + math.cos(math.pi * (e - w) / (epochs - w)))
+        for e in range(epochs)
+    ]
+    assert_allclose(reg.learning_rate_curve_, expected, rtol=1e-15)
+
+
+def test_cosine_without_warmup_starts_at_the_initial_rate(backend):
+    reg = BPRegressor(solver="adam", learning_rate="cosine", learning_rate_init=0.01,
+                      max_iter=4, tol=0.0, hidden_layer_sizes=(5,), random_state=0,
+                      backend=backend).fit(Xr, yr)
+    expected = [0.01 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    assert_allclose(reg.learning_rate_curve_, expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_warmup_first_epoch_steps_with_the_reduced_rate(backend, solver):
+    # The first epoch of a 4-epoch warm-up (of 8 planned) uses lr / 4: the
+    # same step as a constant rate of lr / 4 (one partial_fit = one epoch).
+    reg = BPRegressor(hidden_layer_sizes=(5,), random_state=0, max_iter=8, batch_size=len(yr),
+                      shuffle=False, alpha=0.0, backend=backend, solver=solver,
+                      learning_rate_init=0.04, warmup_fraction=0.5)
+    reg.partial_fit(Xr, yr)
+    got = np.concatenate([a.ravel() for a in reg.coefs_ + reg.intercepts_])
+    constant = _one_step(backend, solver=solver, learning_rate_init=0.01)
+    assert_array_equal(got, constant)
+    assert reg.learning_rate_curve_ == [0.01]
+
+
+def test_invscaling_applies_to_adam(backend):
+    n = len(yr)
+    reg = BPRegressor(solver="adam", learning_rate="invscaling", power_t=0.5,
+                      learning_rate_init=0.01, max_iter=3, tol=0.0, hidden_layer_sizes=(5,),
+                      random_state=0, backend=backend).fit(Xr, yr)
+    expected = [0.01 / (e * n + 1) ** 0.5 for e in range(3)]
+    assert_allclose(reg.learning_rate_curve_, expected, rtol=1e-15)
+
+
+def test_adaptive_divides_adams_rate_by_five(backend):
+    # tol so large that no epoch improves: from epoch 2 on the count grows;
+    # when it exceeds n_iter_no_change (after epoch 3) the rate drops to a
+    # fifth instead of stopping.
+    reg = BPRegressor(solver="adam", learning_rate="adaptive", learning_rate_init=0.01,
+                      max_iter=5, tol=1e6, n_iter_no_change=1, hidden_layer_sizes=(5,),
+                      random_state=0, backend=backend).fit(Xr, yr)
+    assert reg.n_iter_ == 5
+    assert_allclose(reg.learning_rate_curve_, [0.01, 0.01, 0.01, 0.002, 0.002], rtol=1e-15)
+
+
+def test_constant_schedule_records_the_initial_rate(backend):
+    reg = BPRegressor(learning_rate_init=0.003, max_iter=3, tol=0.0, hidden_layer_sizes=(5,),
+                      random_state=0, backend=backend).fit(Xr, yr)
+    assert reg.learning_rate_curve_ == [0.003] * 3
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_warmup_fraction_must_be_in_0_1(bad):
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        BPRegressor(warmup_fraction=bad).fit(Xr, yr)
+
+
+def test_schedules_survive_pickling_mid_partial_fit(backend):
+    import pickle
+
+    reg = BPRegressor(solver="sgd", learning_rate="cosine", warmup_fraction=0.25, max_iter=8,
+                      hidden_layer_sizes=(5,), random_state=0, backend=backend)
+    for _ in range(3):
+        reg.partial_fit(Xr, yr)
+    copy = pickle.loads(pickle.dumps(reg))
+    for _ in range(3):
+        reg.partial_fit(Xr, yr)
+        copy.partial_fit(Xr, yr)
+    assert copy.learning_rate_curve_ == reg.learning_rate_curve_
+    _assert_same_model(copy, reg)
