@@ -267,7 +267,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
             if sample_weight.sum() == 0:
                 raise ValueError(ZERO_WEIGHTS_MSG + " (sample_weight sums to zero).")
-        sample_weight = self._apply_class_weight(y, sample_weight, X.dtype)
+        sample_weight = self._apply_class_weight(y, sample_weight, X.dtype, incremental)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self._check_target(y)
@@ -310,7 +310,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             self._warn_if_predictions_overflow(backend, X)
         return self
 
-    def _apply_class_weight(self, Y, sample_weight, dtype):
+    def _apply_class_weight(self, Y, sample_weight, dtype, incremental):
         """``sample_weight`` times the class weights of the rows (classifier
         only; the regressor has none)."""
         return sample_weight

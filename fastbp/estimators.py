@@ -30,7 +30,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
-from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.multiclass import type_of_target, unique_labels
 
 from . import activations as act
@@ -175,10 +175,13 @@ default="constant"
         ``n_samples / (n_classes * np.bincount(y))`` computed from the ``y``
         of ``fit``, as in scikit-learn's ``compute_sample_weight``. With
         ``early_stopping`` the validation rows keep their class weights (the
-        validation score is weighted). ``partial_fit`` takes a dict, not
-        "balanced" (compute the weights with
-        ``compute_class_weight("balanced", classes=classes, y=y)`` and pass
-        them as a dict). Not for multilabel targets. For example
+        validation score is weighted). With ``partial_fit``, "balanced"
+        weights are computed from ``classes`` and the first batch (which must
+        hold every class) and kept for the later calls; for weights from more
+        data pass a dict, e.g. from
+        ``compute_class_weight("balanced", classes=classes, y=y)``. For
+        multilabel targets only "balanced" (each label balanced on its own,
+        a row weighing the product, as ``compute_sample_weight`` does). For example
         ``class_weight={0: 1.0, 1: 10.0}`` or ``class_weight="balanced"``.
 
     Attributes
@@ -324,20 +327,44 @@ default="constant"
     def _check_target(self, y):
         pass
 
-    def _apply_class_weight(self, Y, sample_weight, dtype):
+    def _apply_class_weight(self, Y, sample_weight, dtype, incremental):
         """``sample_weight`` times each row's class weight (``Y`` is the
-        binarized target), as HistGradientBoostingClassifier does."""
+        binarized target), as HistGradientBoostingClassifier does. "balanced"
+        weights are computed by the first call (``fit`` or the first
+        ``partial_fit``, from its batch) and kept by later ``partial_fit``
+        calls."""
         if self.class_weight is None:
             return sample_weight
         if self._label_binarizer.y_type_.startswith("multilabel"):
-            raise ValueError(
-                "class_weight is not supported for multilabel targets; pass "
-                "sample_weight instead."
-            )
+            if not isinstance(self.class_weight, str):
+                raise ValueError(
+                    "class_weight as a dict is not supported for multilabel "
+                    "targets; use 'balanced' or pass sample_weight."
+                )
+            # Each label balanced on its own, the row weight their product
+            # (scikit-learn's compute_sample_weight for multi-output y).
+            per_row = compute_sample_weight("balanced", Y.astype(np.int8)).astype(dtype)
+            return per_row if sample_weight is None else sample_weight * per_row
         Y = Y.reshape(len(Y), -1)
         index = Y[:, 0].astype(np.intp) if Y.shape[1] == 1 else Y.argmax(axis=1)
         labels = self.classes_[index]
-        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=labels)
+        balanced = isinstance(self.class_weight, str)
+        stored = getattr(self, "_balanced_class_weight", None)
+        if balanced and incremental and stored is not None and len(stored) == len(self.classes_):
+            weights = stored  # partial_fit keeps the weights of the first call
+        elif balanced and incremental and not np.isin(self.classes_, labels).all():
+            missing = np.setdiff1d(self.classes_, labels).tolist()
+            raise ValueError(
+                "class_weight='balanced' with partial_fit computes the weights "
+                "from `classes` and the first batch, which has no sample of the "
+                f"classes {missing}. Pass a dict instead, e.g. from "
+                "compute_class_weight('balanced', classes=classes, y=y) on a "
+                "large enough sample of y."
+            )
+        else:
+            weights = compute_class_weight(self.class_weight, classes=self.classes_, y=labels)
+        if balanced:
+            self._balanced_class_weight = np.asarray(weights, dtype=np.float64)
         per_row = np.asarray(weights, dtype=np.float64)[index].astype(dtype)
         sample_weight = per_row if sample_weight is None else sample_weight * per_row
         if sample_weight.sum() == 0:
@@ -444,17 +471,8 @@ default="constant"
         self : object
             The updated estimator.
         """
-        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
-            raise ValueError(
-                "class_weight 'balanced' is not supported for partial_fit. In "
-                "order to use 'balanced' weights, use "
-                "compute_class_weight('balanced', classes=classes, y=y). In "
-                "place of y you can use a large enough sample of the full "
-                "training set target to properly estimate the class frequency "
-                "distributions. Pass the resulting weights as the class_weight "
-                "parameter."
-            )
         if _check_partial_fit_first_call(self, classes):
+            self.__dict__.pop("_balanced_class_weight", None)
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)

@@ -83,10 +83,23 @@ def test_partial_fit_dict_class_weight_equals_sample_weight(backend):
     _assert_same_model(weighted, by_hand)
 
 
-def test_partial_fit_rejects_balanced_class_weight():
+def test_partial_fit_balanced_weights_come_from_the_first_batch(backend):
+    classes = np.unique(yc)
+    first, second = slice(0, 70), slice(70, 150)
+    cw = dict(zip(classes, compute_class_weight("balanced", classes=classes, y=yc[first])))
+    balanced = BPClassifier(class_weight="balanced", backend=backend, **SMALL)
+    by_dict = BPClassifier(class_weight=cw, backend=backend, **SMALL)
+    for rows in (first, second):
+        balanced.partial_fit(Xc[rows], yc[rows], classes=classes)
+        by_dict.partial_fit(Xc[rows], yc[rows], classes=classes)
+    _assert_same_model(balanced, by_dict)
+
+
+def test_partial_fit_balanced_needs_every_class_in_the_first_batch():
     clf = BPClassifier(class_weight="balanced", **SMALL)
-    with pytest.raises(ValueError, match="class_weight 'balanced' is not supported for partial_fit"):
-        clf.partial_fit(Xc, yc, classes=np.unique(yc))
+    rows = yc != 2
+    with pytest.raises(ValueError, match=r"first batch, which has no sample of the classes \[2\]"):
+        clf.partial_fit(Xc[rows], yc[rows], classes=np.unique(yc))
 
 
 def test_class_weight_is_kept_in_the_early_stopping_split(backend):
@@ -99,10 +112,19 @@ def test_class_weight_is_kept_in_the_early_stopping_split(backend):
     assert weighted.validation_scores_ == by_hand.validation_scores_
 
 
-def test_class_weight_rejects_multilabel_targets():
+def test_multilabel_balanced_class_weight_balances_each_label(backend):
     Y = np.column_stack([yc == 0, yc == 1]).astype(int)
-    with pytest.raises(ValueError, match="class_weight is not supported for multilabel"):
-        BPClassifier(class_weight="balanced", **SMALL).fit(Xc, Y)
+    weighted = BPClassifier(class_weight="balanced", backend=backend, **SMALL).fit(Xc, Y)
+    by_hand = BPClassifier(backend=backend, **SMALL).fit(
+        Xc, Y, sample_weight=compute_sample_weight("balanced", Y)
+    )
+    _assert_same_model(weighted, by_hand)
+
+
+def test_multilabel_dict_class_weight_raises():
+    Y = np.column_stack([yc == 0, yc == 1]).astype(int)
+    with pytest.raises(ValueError, match="dict is not supported for multilabel"):
+        BPClassifier(class_weight={0: 1.0}, **SMALL).fit(Xc, Y)
 
 
 def test_class_weight_unknown_class_raises():
