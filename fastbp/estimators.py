@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import column_or_1d
+from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.multiclass import type_of_target, unique_labels
 
@@ -123,7 +123,9 @@ default="constant"
         Whether to hold out ``validation_fraction`` of the training data and
         stop when the validation score (accuracy) has not improved by
         ``tol`` for ``n_iter_no_change`` epochs; the weights of the best
-        validation epoch are kept. "sgd" and "adam" only. The
+        validation epoch are kept (see ``best_epoch_``). ``fit`` may take a
+        validation set of its own (``X_val``, ``y_val``) instead, and
+        ``scoring`` another score. "sgd" and "adam" only. The
         split is stratified for every single-label problem (scikit-learn
         stratifies binary problems only).
     validation_fraction : float, default=0.1
@@ -169,6 +171,13 @@ default="constant"
         ``w = ceil(warmup_fraction * max_iter)`` warm-up epochs uses
         ``(e + 1) / w`` times the scheduled rate ("sgd", "adam"). For example
         ``warmup_fraction=0.1, learning_rate="cosine"``.
+    scoring : str, callable or None, default=None
+        The validation score of early stopping (higher is better): None is
+        ``score`` (accuracy); "loss" the negative validation loss
+        (without the L2 penalty); any other string a scikit-learn scorer name
+        (e.g. "balanced_accuracy"), or a callable ``scorer(estimator, X, y)``
+        as in ``HistGradientBoosting*``. ``validation_scores_`` holds its
+        values. For example ``scoring="neg_log_loss"``.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, multiplying ``sample_weight``: a dict
         ``{class_label: weight}`` (classes not in it weigh 1), or "balanced",
@@ -204,10 +213,17 @@ default="constant"
         the base rate before the bias correction), one entry per entry of
         ``loss_curve_``; not set for "lbfgs".
     validation_scores_ : list of float or None
-        The validation score (accuracy) after each epoch with
-        ``early_stopping=True``, else None. Only set for "sgd" and "adam".
+        The validation score (accuracy, or that of ``scoring``) after each
+        epoch with ``early_stopping=True``, else None. Only set for "sgd" and
+        "adam".
     best_validation_score_ : float or None
         The best of ``validation_scores_``, whose weights the model keeps;
+        None without early stopping. Only set for "sgd" and "adam".
+    best_epoch_ : int or None
+        With early stopping, the epoch whose weights the model keeps (the
+        best validation score; the weights of the later epochs are
+        discarded, i.e. the best weights are always restored):
+        ``validation_scores_[best_epoch_ - 1] == best_validation_score_``.
         None without early stopping. Only set for "sgd" and "adam".
     t_ : int
         The number of training samples the stochastic solver has seen (it
@@ -298,6 +314,7 @@ default="constant"
         weight_decay=0.0,
         max_grad_norm=None,
         warmup_fraction=0.0,
+        scoring=None,
         class_weight=None,
     ):
         super().__init__(
@@ -312,7 +329,7 @@ default="constant"
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             maxout_pieces=maxout_pieces, backend=backend,
             weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-            warmup_fraction=warmup_fraction,
+            warmup_fraction=warmup_fraction, scoring=scoring,
         )
         self.class_weight = class_weight
 
@@ -387,6 +404,27 @@ default="constant"
         return self._label_binarizer.inverse_transform(
             Y_val if Y_val.shape[1] > 1 else Y_val[:, 0]
         )
+
+    def _encode_validation_target(self, y_val, n_val):
+        y_val = check_array(y_val, ensure_2d=False, dtype=None, input_name="y_val")
+        check_consistent_length(np.empty(n_val), y_val)
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = y_val[:, 0]
+        multilabel = self._label_binarizer.y_type_.startswith("multilabel")
+        if multilabel != (y_val.ndim == 2):
+            raise ValueError(
+                "y_val must have the form of y (a label indicator matrix for "
+                "multilabel targets, else one label per sample)."
+            )
+        if not multilabel:
+            unseen = np.setdiff1d(unique_labels(y_val), self.classes_)
+            if len(unseen):
+                raise ValueError(
+                    f"y_val has classes not in y: {unseen.tolist()}; "
+                    f"the classes are {self.classes_.tolist()}."
+                )
+        Y_val = self._label_binarizer.transform(y_val).astype(bool)
+        return y_val, Y_val.reshape(n_val, -1)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -610,7 +648,9 @@ default="constant"
         Whether to hold out ``validation_fraction`` of the training data and
         stop when the validation score (R²) has not improved by
         ``tol`` for ``n_iter_no_change`` epochs; the weights of the best
-        validation epoch are kept. "sgd" and "adam" only.
+        validation epoch are kept (see ``best_epoch_``). ``fit`` may take a
+        validation set of its own (``X_val``, ``y_val``) instead, and
+        ``scoring`` another score. "sgd" and "adam" only.
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping, in
         ``[0, 1)``.
@@ -658,6 +698,13 @@ default="constant"
         ``w = ceil(warmup_fraction * max_iter)`` warm-up epochs uses
         ``(e + 1) / w`` times the scheduled rate ("sgd", "adam"). For example
         ``warmup_fraction=0.1, learning_rate="cosine"``.
+    scoring : str, callable or None, default=None
+        The validation score of early stopping (higher is better): None is
+        ``score`` (R²); "loss" the negative validation loss
+        (without the L2 penalty); any other string a scikit-learn scorer name
+        (e.g. "balanced_accuracy"), or a callable ``scorer(estimator, X, y)``
+        as in ``HistGradientBoosting*``. ``validation_scores_`` holds its
+        values. For example ``scoring="neg_log_loss"``.
 
     Attributes
     ----------
@@ -676,10 +723,17 @@ default="constant"
         the base rate before the bias correction), one entry per entry of
         ``loss_curve_``; not set for "lbfgs".
     validation_scores_ : list of float or None
-        The validation score (R²) after each epoch with
-        ``early_stopping=True``, else None. Only set for "sgd" and "adam".
+        The validation score (R², or that of ``scoring``) after each
+        epoch with ``early_stopping=True``, else None. Only set for "sgd" and
+        "adam".
     best_validation_score_ : float or None
         The best of ``validation_scores_``, whose weights the model keeps;
+        None without early stopping. Only set for "sgd" and "adam".
+    best_epoch_ : int or None
+        With early stopping, the epoch whose weights the model keeps (the
+        best validation score; the weights of the later epochs are
+        discarded, i.e. the best weights are always restored):
+        ``validation_scores_[best_epoch_ - 1] == best_validation_score_``.
         None without early stopping. Only set for "sgd" and "adam".
     t_ : int
         The number of training samples the stochastic solver has seen (it
@@ -774,6 +828,7 @@ default="constant"
         weight_decay=0.0,
         max_grad_norm=None,
         warmup_fraction=0.0,
+        scoring=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation,
@@ -787,7 +842,7 @@ default="constant"
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             maxout_pieces=maxout_pieces, backend=backend,
             weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-            warmup_fraction=warmup_fraction,
+            warmup_fraction=warmup_fraction, scoring=scoring,
         )
         self.out_activation = out_activation
 
@@ -814,6 +869,18 @@ default="constant"
 
     def _validation_target(self, Y_val):
         return Y_val[:, 0] if Y_val.shape[1] == 1 else Y_val
+
+    def _encode_validation_target(self, y_val, n_val):
+        y_val = check_array(y_val, ensure_2d=False, dtype=np.float64, input_name="y_val")
+        check_consistent_length(np.empty(n_val), y_val)
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = y_val[:, 0]
+        Y_val = y_val.reshape(n_val, -1)
+        if Y_val.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y_val has {Y_val.shape[1]} outputs; y has {self.n_outputs_}."
+            )
+        return y_val, Y_val
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(

@@ -333,3 +333,129 @@ def test_schedules_survive_pickling_mid_partial_fit(backend):
         copy.partial_fit(Xr, yr)
     assert copy.learning_rate_curve_ == reg.learning_rate_curve_
     _assert_same_model(copy, reg)
+
+
+# ------------------------------------------ a validation set of your own, scoring
+
+Xb, yb = make_classification(240, 6, n_informative=4, random_state=1)
+Xb_train, yb_train, Xb_val, yb_val = Xb[:160], yb[:160], Xb[160:], yb[160:]
+ES = dict(hidden_layer_sizes=(6,), random_state=0, batch_size=32, learning_rate_init=0.01,
+          early_stopping=True, n_iter_no_change=10)
+
+
+def _epoch_models(cls, backend, epochs, X, y, **params):
+    """The models after 1, 2, .. ``epochs`` epochs of training on all of X."""
+    params = {**ES, **params, "early_stopping": False}
+    return [cls(max_iter=k, backend=backend, **params).fit(X, y) for k in range(1, epochs + 1)]
+
+
+def _log_loss_score(model, X, y):
+    from sklearn.metrics import log_loss
+
+    return -log_loss(y, model.predict_proba(X))
+
+
+def _balanced_accuracy(model, X, y):
+    from sklearn.metrics import balanced_accuracy_score
+
+    return balanced_accuracy_score(y, model.predict(X))
+
+
+def _neg_mean_abs_proba_error(model, X, y):
+    return -float(np.mean(np.abs(model.predict_proba(X)[:, 1] - y)))
+
+
+@pytest.mark.parametrize(
+    "scoring, expected",
+    [
+        (None, lambda m, X, y: m.score(X, y)),
+        ("loss", _log_loss_score),
+        ("balanced_accuracy", _balanced_accuracy),
+        (_neg_mean_abs_proba_error, _neg_mean_abs_proba_error),
+    ],
+    ids=["default", "loss", "string", "callable"],
+)
+def test_validation_scores_are_the_score_on_X_val_after_each_epoch(backend, scoring, expected):
+    clf = BPClassifier(max_iter=4, scoring=scoring, backend=backend, **ES)
+    clf.fit(Xb_train, yb_train, X_val=Xb_val, y_val=yb_val)
+    assert len(clf.validation_scores_) == 4
+    by_epoch = _epoch_models(BPClassifier, backend, 4, Xb_train, yb_train)
+    assert_allclose(
+        clf.validation_scores_, [expected(m, Xb_val, yb_val) for m in by_epoch], rtol=1e-9
+    )
+
+
+def test_regressor_validation_scores_are_r2_on_X_val(backend):
+    Xv, yv = Xr[:12] + 0.1, yr[:12]
+    reg = BPRegressor(max_iter=3, backend=backend, **ES).fit(Xr, yr, X_val=Xv, y_val=yv)
+    by_epoch = _epoch_models(BPRegressor, backend, 3, Xr, yr)
+    assert_allclose(reg.validation_scores_, [m.score(Xv, yv) for m in by_epoch], rtol=1e-9)
+
+
+def test_sample_weight_val_weighs_the_validation_score(backend):
+    sw_val = np.linspace(0.1, 3.0, len(yb_val))
+    clf = BPClassifier(max_iter=3, backend=backend, **ES)
+    clf.fit(Xb_train, yb_train, X_val=Xb_val, y_val=yb_val, sample_weight_val=sw_val)
+    by_epoch = _epoch_models(BPClassifier, backend, 3, Xb_train, yb_train)
+    assert_allclose(
+        clf.validation_scores_,
+        [m.score(Xb_val, yb_val, sample_weight=sw_val) for m in by_epoch], rtol=1e-12,
+    )
+
+
+def test_a_validation_set_it_cannot_fit_stops_earlier(backend):
+    params = dict(ES, max_iter=60, n_iter_no_change=3, learning_rate_init=0.003)
+    good = BPClassifier(backend=backend, **params).fit(
+        Xb_train, yb_train, X_val=Xb_val, y_val=yb_val)
+    bad = BPClassifier(backend=backend, **params).fit(
+        Xb_train, yb_train, X_val=Xb_val, y_val=1 - yb_val)  # every label wrong
+    assert bad.n_iter_ < good.n_iter_
+
+
+def test_best_epoch_is_the_kept_epoch(backend):
+    params = dict(ES, max_iter=60, n_iter_no_change=3, learning_rate_init=0.003)
+    clf = BPClassifier(backend=backend, **params).fit(
+        Xb_train, yb_train, X_val=Xb_val, y_val=1 - yb_val)
+    assert clf.best_epoch_ < clf.n_iter_
+    assert clf.validation_scores_[clf.best_epoch_ - 1] == clf.best_validation_score_
+    # the best epoch's weights are restored
+    assert clf.score(Xb_val, 1 - yb_val) == clf.best_validation_score_
+    plain = BPClassifier(backend=backend, **{**params, "early_stopping": False})
+    assert plain.fit(Xb_train, yb_train).best_epoch_ is None
+
+
+def test_validation_set_passes_through_a_pipeline_with_metadata_routing(backend):
+    import sklearn
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        clf = BPClassifier(max_iter=3, backend=backend, **ES).set_fit_request(
+            X_val=True, y_val=True)
+        pipe = Pipeline([("scale", StandardScaler()), ("clf", clf)], transform_input=["X_val"])
+        pipe.fit(Xb_train * 10 + 3, yb_train, X_val=Xb_val * 10 + 3, y_val=yb_val)
+    scaler = StandardScaler().fit(Xb_train * 10 + 3)
+    direct = BPClassifier(max_iter=3, backend=backend, **ES).fit(
+        scaler.transform(Xb_train * 10 + 3), yb_train,
+        X_val=scaler.transform(Xb_val * 10 + 3), y_val=yb_val)
+    assert_allclose(pipe[-1].validation_scores_, direct.validation_scores_, rtol=1e-12)
+    _assert_same_model(pipe[-1], direct)
+
+
+@pytest.mark.parametrize(
+    "params, fit_params, match",
+    [
+        ({}, dict(X_val=Xb_val), "X_val is provided, but y_val was not provided"),
+        ({}, dict(y_val=yb_val), "y_val is provided, but X_val was not provided"),
+        ({"early_stopping": False}, dict(X_val=Xb_val, y_val=yb_val), "early_stopping is False"),
+        ({"solver": "lbfgs"}, dict(X_val=Xb_val, y_val=yb_val), "does not do"),
+        ({}, dict(sample_weight_val=np.ones(80)), "sample_weight_val is provided"),
+        ({}, dict(X_val=Xb_val, y_val=yb_val + 5), "y_val has classes not in y"),
+        ({}, dict(X_val=Xb_val[:, :3], y_val=yb_val), "features"),
+        ({}, dict(X_val=Xb_val, y_val=yb_val[:10]), "inconsistent numbers of samples"),
+    ],
+)
+def test_bad_validation_arguments_raise(params, fit_params, match):
+    clf = BPClassifier(**{**ES, "max_iter": 2, **params})
+    with pytest.raises(ValueError, match=match):
+        clf.fit(Xb_train, yb_train, **fit_params)
