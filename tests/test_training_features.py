@@ -459,3 +459,19 @@ def test_bad_validation_arguments_raise(params, fit_params, match):
     clf = BPClassifier(**{**ES, "max_iter": 2, **params})
     with pytest.raises(ValueError, match=match):
         clf.fit(Xb_train, yb_train, **fit_params)
+
+
+def test_training_state_survives_a_skops_round_trip(tmp_path, backend):
+    pytest.importorskip("skops")
+    import fastbp
+
+    clf = BPClassifier(class_weight="balanced", learning_rate="cosine", warmup_fraction=0.3,
+                       weight_decay=0.01, max_grad_norm=1.0, backend=backend, **SMALL)
+    classes = np.unique(yc)
+    clf.partial_fit(Xc[:80], yc[:80], classes=classes)
+    fastbp.save(clf, tmp_path / "model.skops")
+    copy = fastbp.load(tmp_path / "model.skops")
+    clf.partial_fit(Xc[80:], yc[80:])
+    copy.partial_fit(Xc[80:], yc[80:])
+    assert copy.learning_rate_curve_ == clf.learning_rate_curve_
+    _assert_same_model(copy, clf)
