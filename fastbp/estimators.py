@@ -22,7 +22,10 @@ same ``random_state`` gives the same model. Deliberate differences:
   before raising scikit-learn's "non-finite parameter weights" error (with
   early stopping: scikit-learn's nan score and best weights, plus a warning);
   a fit whose loss grew far beyond its first epoch's warns;
-* Ctrl-C keeps the weights and optimizer state of the last *complete* epoch.
+* Ctrl-C keeps the weights and optimizer state of the last *complete* epoch;
+* ``learning_rate`` schedules Adam's base rate too ("invscaling",
+  "adaptive", "cosine"; scikit-learn's Adam ignores it); the default
+  "constant" is scikit-learn's Adam.
 """
 
 import numpy as np
