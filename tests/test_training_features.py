@@ -475,3 +475,18 @@ def test_training_state_survives_a_skops_round_trip(tmp_path, backend):
     copy.partial_fit(Xc[80:], yc[80:])
     assert copy.learning_rate_curve_ == clf.learning_rate_curve_
     _assert_same_model(copy, clf)
+
+
+def test_regressor_loss_scoring_is_the_negative_half_squared_error(backend):
+    Xv, yv = Xr[:12] + 0.1, yr[:12]
+    reg = BPRegressor(max_iter=3, scoring="loss", backend=backend, **ES)
+    reg.fit(Xr, yr, X_val=Xv, y_val=yv)
+    by_epoch = _epoch_models(BPRegressor, backend, 3, Xr, yr)
+    expected = [-0.5 * np.mean((m.predict(Xv) - yv) ** 2) for m in by_epoch]
+    assert_allclose(reg.validation_scores_, expected, rtol=1e-9)
+
+
+def test_unknown_scoring_name_raises():
+    clf = BPClassifier(**{**ES, "max_iter": 2, "scoring": "no_such_score"})
+    with pytest.raises(ValueError, match="no_such_score"):
+        clf.fit(Xb_train, yb_train)
