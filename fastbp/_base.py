@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.callback import CallbackSupportMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import check_scoring
 from sklearn.utils import check_random_state, shuffle
 
 from . import activations as act
@@ -73,7 +74,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -93,6 +94,10 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "maxout_pieces": [Interval(Integral, 2, None, closed="left")],
         "backend": [StrOptions(set(BACKENDS))],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "warmup_fraction": [Interval(Real, 0, 1, closed="both")],
+        "scoring": [str, callable, None],
     }
 
     @abstractmethod
@@ -102,6 +107,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
         early_stopping, validation_fraction, beta_1, beta_2, epsilon,
         n_iter_no_change, max_fun, maxout_pieces, backend,
+        weight_decay=0.0, max_grad_norm=None, warmup_fraction=0.0,
+        scoring=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -129,6 +136,10 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         self.max_fun = max_fun
         self.maxout_pieces = maxout_pieces
         self.backend = backend
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
+        self.warmup_fraction = warmup_fraction
+        self.scoring = scoring
 
     # ------------------------------------------------------------ helpers
     def _hidden_sizes(self):
@@ -239,7 +250,9 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         self.__dict__.pop("_opt_state", None)
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
+            self.learning_rate_curve_ = []
             self._no_improvement_count = 0
+            self.best_epoch_ = None
             if self.early_stopping:
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf
@@ -249,7 +262,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, validation=None):
         check_sparse_structure(X)  # before any scipy routine walks its indptr
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
@@ -259,6 +272,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
             if sample_weight.sum() == 0:
                 raise ValueError(ZERO_WEIGHTS_MSG + " (sample_weight sums to zero).")
+        sample_weight = self._apply_class_weight(y, sample_weight, X.dtype, incremental)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self._check_target(y)
@@ -279,6 +293,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             if not hasattr(self, "_best_params") or self._best_params.shape != self._params.shape:
                 self._best_params = self._params.copy()
 
+        if validation is not None:
+            validation = self._validate_validation_set(*validation, dtype=X.dtype)
         X = self._prepare_X(X)
         Y = np.ascontiguousarray(y, dtype=X.dtype)
         backend = get_backend(self.backend)
@@ -290,7 +306,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             max_subtasks=(1 if incremental else self.max_iter) if stochastic else self.max_iter + 1,
         )
         if stochastic:
-            self._fit_stochastic(backend, X, Y, sample_weight, incremental, callbacks)
+            self._fit_stochastic(backend, X, Y, sample_weight, incremental, callbacks, validation)
         else:
             self._fit_lbfgs(backend, X, Y, sample_weight, callbacks)
         callbacks.end_fit(X, Y, sample_weight)
@@ -300,6 +316,49 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         if not incremental and self._net.out_activation == "exp":
             self._warn_if_predictions_overflow(backend, X)
         return self
+
+    def _validate_validation_set(self, X_val, y_val, sample_weight_val, dtype):
+        """``(X_val, Y_val, y_val, sample_weight_val)`` of the user's
+        validation set: X for the backends, the encoded target, the target
+        as ``score`` takes it, the weights (or None)."""
+        check_sparse_structure(X_val)
+        X_val = validate_data(
+            self, X_val, accept_sparse=["csr", "csc"], reset=False, dtype=dtype,
+        )
+        y_val, Y_val = self._encode_validation_target(y_val, X_val.shape[0])
+        if sample_weight_val is not None:
+            sample_weight_val = _check_sample_weight(sample_weight_val, X_val, dtype=dtype)
+        if X_val.shape[0] < 1:
+            raise ValueError("X_val has no sample.")
+        return (
+            self._prepare_X(X_val), np.ascontiguousarray(Y_val, dtype=dtype), y_val,
+            sample_weight_val,
+        )
+
+    def _make_scorer(self, backend):
+        """The validation score ``f(X_val, Y_val, y_val, sample_weight_val)``
+        of early stopping (higher is better)."""
+        scoring = self.scoring
+        if scoring is None:
+            return lambda X, Y, y, sw: self._score(X, y, sample_weight=sw)
+        if isinstance(scoring, str) and scoring == "loss":
+            def neg_loss(X, Y, y, sw):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    loss = backend.loss_grad(self._net, self._params, X, Y, sw, 0.0)[0]
+                return -loss if np.isfinite(loss) else np.nan
+            return neg_loss
+        scorer = check_scoring(self, scoring=scoring)
+
+        def score(X, y_true, sw):
+            if sw is None:
+                return float(scorer(self, X, y_true))
+            return float(scorer(self, X, y_true, sample_weight=sw))
+        return lambda X, Y, y, sw: score(X, y, sw)
+
+    def _apply_class_weight(self, Y, sample_weight, dtype, incremental):
+        """``sample_weight`` times the class weights of the rows (classifier
+        only; the regressor has none)."""
+        return sample_weight
 
     def _warn_if_predictions_overflow(self, backend, X):
         """An exp output overflows with finite weights: a diverged fit can
@@ -322,6 +381,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             beta_1=float(self.beta_1),
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
+            weight_decay=float(self.weight_decay),
+            max_grad_norm=None if self.max_grad_norm is None else float(self.max_grad_norm),
         )
 
     def _fit_lbfgs(self, backend, X, Y, sample_weight, callbacks=None):
@@ -377,7 +438,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
                 self._params[...] = self._best_params
             raise ValueError(NONFINITE_MSG)
 
-    def _fit_stochastic(self, backend, X, Y, sample_weight, incremental, callbacks=None):
+    def _fit_stochastic(self, backend, X, Y, sample_weight, incremental, callbacks=None,
+                        validation=None):
         net, params = self._net, self._params
         state = getattr(self, "_opt_state", None)
         if (
@@ -388,7 +450,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         ):
             state = OptState(
                 self.solver, net.n_params, net.dtype, self.learning_rate_init,
-                self.learning_rate, self.power_t,
+                self.learning_rate, self.power_t, planned_epochs=self.max_iter,
+                warmup_fraction=self.warmup_fraction,
             )
         elif state.m.dtype != net.dtype:
             state.astype(net.dtype)
@@ -397,7 +460,10 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
-        if early_stopping:
+        if validation is not None:
+            X_train, Y_train, sw_train = X, Y, sample_weight
+            X_val, Y_val, y_val, sw_val = validation
+        elif early_stopping:
             X_train, X_val, Y_train, Y_val, sw_train, sw_val = validation_split(
                 X, Y, sample_weight, stratify=self._stratify_labels(Y),
                 test_size=self.validation_fraction, random_state=self._random_state,
@@ -405,10 +471,11 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             X_train = self._prepare_X(X_train)
             X_val = self._prepare_X(X_val)
             Y_train = np.ascontiguousarray(Y_train)
+            Y_val = np.ascontiguousarray(Y_val)
             y_val = self._validation_target(Y_val)
         else:
             X_train, Y_train, sw_train = X, Y, sample_weight
-            X_val = y_val = sw_val = None
+            X_val = Y_val = y_val = sw_val = None
 
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=np.intp)
@@ -423,6 +490,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         hyper = self._hyper()
+        scorer = self._make_scorer(backend) if early_stopping else None
         # The first epoch the divergence check compares with: this fit's
         # (a warm start may bring other data), or the first partial_fit's.
         first_epoch = 0 if incremental else len(self.loss_curve_)
@@ -443,6 +511,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
                 saved_state = state.save(into=saved_state)
                 if callbacks:
                     callbacks.begin_iteration(X_train, Y_train, sw_train)
+                state.epoch_begins()
                 in_epoch = True
                 loss = backend.train_epoch(
                     net, params, state, X_train, Y_train, sw_train, sample_idx,
@@ -461,16 +530,19 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
                     self.loss_ = float(loss)
                     self.t_ += n_samples
                     self.loss_curve_.append(self.loss_)
+                    self._record_learning_rate(state)
                     self.validation_scores_.append(np.nan)
                     break
                 self.n_iter_ += 1
                 self.loss_ = float(loss)
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
+                self._record_learning_rate(state)
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                self._update_no_improvement_count(
+                    early_stopping, X_val, y_val, sw_val, Y_val, scorer)
                 state.iteration_ends(self.t_)
                 if callbacks and callbacks.end_iteration(X_train, Y_train, sw_train):
                     break  # a callback asked to stop (between epochs only)
@@ -519,6 +591,13 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         else:
             self._warn_if_diverged(first_epoch)
 
+    def _record_learning_rate(self, state):
+        """Append the rate the epoch's steps used to ``learning_rate_curve_``."""
+        curve = getattr(self, "learning_rate_curve_", None)
+        if curve is None:  # a model fitted before the attribute existed
+            curve = self.learning_rate_curve_ = []
+        curve.append(float(state.step_rate()))
+
     def _warn_if_diverged(self, first_epoch):
         """ConvergenceWarning when the loss grew far beyond that of epoch
         ``first_epoch`` (an index into loss_curve_)."""
@@ -537,9 +616,13 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
                 ConvergenceWarning,
             )
 
-    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
+    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight, Y=None,
+                                     scorer=None):
         if early_stopping:
-            val_score = self._score(X, y, sample_weight=sample_weight)
+            if scorer is None:
+                val_score = self._score(X, y, sample_weight=sample_weight)
+            else:
+                val_score = scorer(X, Y, y, sample_weight)
             self.validation_scores_.append(val_score)
             if self.verbose:
                 print("Validation score: %f" % self.validation_scores_[-1])
@@ -551,6 +634,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             if last_valid_score > self.best_validation_score_:
                 self.best_validation_score_ = last_valid_score
                 self._best_params[...] = self._params
+                self.best_epoch_ = len(self.validation_scores_)
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -560,7 +644,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
                 self.best_loss_ = self.loss_curve_[-1]
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -572,13 +656,46 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
             regression).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), \
+default=None
+            A validation set of your own for early stopping, used instead of
+            holding out ``validation_fraction`` of ``X`` (which then all
+            trains). Needs ``y_val`` and ``early_stopping=True``; with a
+            ``Pipeline``, request it with ``set_fit_request(X_val=True,
+            y_val=True)`` and list it in the pipeline's ``transform_input``.
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), \
+default=None
+            The targets of ``X_val``.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples in the validation score (as
+            given: ``class_weight`` does not apply to them).
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        validation = None
+        if X_val is not None or y_val is not None:
+            if y_val is None:
+                raise ValueError("X_val is provided, but y_val was not provided.")
+            if X_val is None:
+                raise ValueError("y_val is provided, but X_val was not provided.")
+            if not self.early_stopping:
+                raise ValueError(
+                    "X_val and y_val are passed to fit while early_stopping is "
+                    "False. Set early_stopping=True to use them."
+                )
+            if self.solver not in _STOCHASTIC_SOLVERS:
+                raise ValueError(
+                    f"X_val and y_val are used for early stopping, which solver="
+                    f"{self.solver!r} does not do. Use solver='sgd' or 'adam'."
+                )
+            validation = (X_val, y_val, sample_weight_val)
+        elif sample_weight_val is not None:
+            raise ValueError("sample_weight_val is provided, but X_val and y_val were not.")
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False,
+                         validation=validation)
 
     def to_sklearn(self):
         """Return an equivalent fitted scikit-learn MLPClassifier / MLPRegressor.

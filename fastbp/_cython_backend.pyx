@@ -58,17 +58,22 @@ cdef extern from "_kernels.h":
     void fastbp_adam_f(float* p, const float* G, float* m, float* v,
                        Py_ssize_t n, float alpha, float inv_sw, float b1,
                        float one_b1, float b2, float one_b2, float neg_lr_t,
-                       float eps) noexcept nogil
+                       float eps, float decay) noexcept nogil
     void fastbp_adam_d(double* p, const double* G, double* m, double* v,
                        Py_ssize_t n, double alpha, double inv_sw, double b1,
                        double one_b1, double b2, double one_b2,
-                       double neg_lr_t, double eps) noexcept nogil
+                       double neg_lr_t, double eps, double decay) noexcept nogil
     void fastbp_sgd_f(float* p, const float* G, float* vel, Py_ssize_t n,
                       float alpha, float inv_sw, float lr, float mu,
-                      int nesterov) noexcept nogil
+                      int nesterov, float decay) noexcept nogil
     void fastbp_sgd_d(double* p, const double* G, double* vel, Py_ssize_t n,
                       double alpha, double inv_sw, double lr, double mu,
-                      int nesterov) noexcept nogil
+                      int nesterov, double decay) noexcept nogil
+    double fastbp_grad_sqnorm_f(const float* p, const float* G, Py_ssize_t n,
+                                float alpha, float inv_sw) noexcept nogil
+    double fastbp_grad_sqnorm_d(const double* p, const double* G,
+                                Py_ssize_t n, double alpha,
+                                double inv_sw) noexcept nogil
 
 DEBUG = bool(fastbp_debug_build)
 """True when built with FASTBP_DEBUG=1 (bounds/wraparound/init checks on)."""
@@ -742,24 +747,33 @@ cdef double _l2_and_scale(const Spec* s, const floating* params, double alpha,
 cdef inline void _sgd_step(floating* p, const floating* G, floating* vel,
                            Py_ssize_t n, floating alpha, floating inv_sw,
                            floating lr, floating mu,
-                           bint nesterov) noexcept nogil:
+                           bint nesterov, floating decay) noexcept nogil:
     if floating is float:
-        fastbp_sgd_f(p, G, vel, n, alpha, inv_sw, lr, mu, nesterov)
+        fastbp_sgd_f(p, G, vel, n, alpha, inv_sw, lr, mu, nesterov, decay)
     else:
-        fastbp_sgd_d(p, G, vel, n, alpha, inv_sw, lr, mu, nesterov)
+        fastbp_sgd_d(p, G, vel, n, alpha, inv_sw, lr, mu, nesterov, decay)
 
 
 cdef inline void _adam_step(floating* p, const floating* G, floating* m,
                             floating* v, Py_ssize_t n, floating alpha,
                             floating inv_sw, floating b1, floating one_b1,
                             floating b2, floating one_b2, floating neg_lr_t,
-                            floating eps) noexcept nogil:
+                            floating eps, floating decay) noexcept nogil:
     if floating is float:
         fastbp_adam_f(p, G, m, v, n, alpha, inv_sw, b1, one_b1, b2, one_b2,
-                      neg_lr_t, eps)
+                      neg_lr_t, eps, decay)
     else:
         fastbp_adam_d(p, G, m, v, n, alpha, inv_sw, b1, one_b1, b2, one_b2,
-                      neg_lr_t, eps)
+                      neg_lr_t, eps, decay)
+
+
+cdef inline double _grad_sqnorm(const floating* p, const floating* G,
+                                Py_ssize_t n, floating alpha,
+                                floating inv_sw) noexcept nogil:
+    if floating is float:
+        return fastbp_grad_sqnorm_f(p, G, n, alpha, inv_sw)
+    else:
+        return fastbp_grad_sqnorm_d(p, G, n, alpha, inv_sw)
 
 
 # ============================================================ chunk kernels
@@ -858,11 +872,15 @@ def _train_chunk(_Workspace ws, floating[::1] params,
                  Py_ssize_t batch_size, int solver, double lr,
                  double lr_init, double alpha, double momentum,
                  bint nesterov, double beta_1, double beta_2,
-                 double epsilon, double accumulated, Py_ssize_t batch):
+                 double epsilon, double weight_decay, double max_grad_norm,
+                 double accumulated, Py_ssize_t batch):
     """Minibatches ``batch, batch + 1, ..`` of the epoch ``order``.
     IN/OUT: params, m, v, t_inout[0] (Adam's step count). Adds
     ``batch_loss * batch_len`` of each batch to ``accumulated``; returns
-    ``(next batch, accumulated)``."""
+    ``(next batch, accumulated)``. ``lr`` is the scheduled rate (Adam's
+    base rate too); the weights decay by ``1 - lr * weight_decay`` per
+    batch (decoupled); ``max_grad_norm > 0`` clips each batch's gradient
+    to that global L2 norm."""
     cdef Input inp
     cdef floating* p = &params[0]
     cdef floating* G = <floating*> ws.G
@@ -885,6 +903,8 @@ def _train_chunk(_Workspace ws, floating[::1] params,
     cdef floating one_b1 = <floating> (1 - beta_1)
     cdef floating one_b2 = <floating> (1 - beta_2)
     cdef floating eps_f = <floating> epsilon
+    cdef floating decay_f = <floating> (1 - lr * weight_decay), one = 1
+    cdef double norm
     cdef Py_ssize_t n_coefs = ws.spec.n_coefs, n_params = ws.spec.n_params
     _set_input(&inp, sparse, X_data, X_indices, X_indptr)
     inp.dense = ws.buf.Xb
@@ -923,22 +943,33 @@ def _train_chunk(_Workspace ws, floating[::1] params,
             # Update params; the gradient is _l2_and_scale's, formed on the
             # fly: weights (G + alpha W) / sum(s), biases G / sum(s).
             inv_sw = <floating> (1.0 / sw_sum)
+            if max_grad_norm > 0:
+                # Clipping: scale the whole gradient to max_grad_norm when
+                # its global L2 norm exceeds it (folded into inv_sw).
+                norm = sqrt(_grad_sqnorm(<const floating*> p,
+                                         <const floating*> G, n_coefs,
+                                         alpha_f, inv_sw)
+                            + _grad_sqnorm(<const floating*> p + n_coefs,
+                                           <const floating*> G + n_coefs,
+                                           n_params - n_coefs, zero, inv_sw))
+                if norm > max_grad_norm:
+                    inv_sw = <floating> (inv_sw * (max_grad_norm / norm))
             if solver == SOLVER_SGD:
                 _sgd_step(p, G, mp, n_coefs, alpha_f, inv_sw, lr_f, mu_f,
-                          nesterov)
+                          nesterov, decay_f)
                 _sgd_step(p + n_coefs, G + n_coefs, mp + n_coefs,
                           n_params - n_coefs, zero, inv_sw, lr_f, mu_f,
-                          nesterov)
+                          nesterov, one)
             else:
                 t += 1
-                neg_lr_t = <floating> -(lr_init
+                neg_lr_t = <floating> -(lr
                                         * sqrt(1 - pow(beta_2, <double> t))
                                         / (1 - pow(beta_1, <double> t)))
                 _adam_step(p, G, mp, vp, n_coefs, alpha_f, inv_sw, b1,
-                           one_b1, b2, one_b2, neg_lr_t, eps_f)
+                           one_b1, b2, one_b2, neg_lr_t, eps_f, decay_f)
                 _adam_step(p + n_coefs, G + n_coefs, mp + n_coefs,
                            vp + n_coefs, n_params - n_coefs, zero, inv_sw,
-                           b1, one_b1, b2, one_b2, neg_lr_t, eps_f)
+                           b1, one_b1, b2, one_b2, neg_lr_t, eps_f, one)
             batch += 1
             if fastbp_now() - t0 > _CHUNK_SECONDS:
                 break
@@ -1121,9 +1152,10 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
     t = np.array([opt_state.t], dtype=np.longlong)
     args = (ws, params, m, v, t, x.dense, x.data, x.indices, x.indptr,
             x.sparse, Y, sw, has_sw, order, batch_size, int(opt_state.code),
-            float(opt_state.learning_rate), float(opt_state.learning_rate_init),
+            float(opt_state.step_rate()), float(opt_state.learning_rate_init),
             float(hyper.alpha), float(hyper.momentum), bool(hyper.nesterov),
-            float(hyper.beta_1), float(hyper.beta_2), float(hyper.epsilon))
+            float(hyper.beta_1), float(hyper.beta_2), float(hyper.epsilon),
+            float(hyper.weight_decay), float(hyper.max_grad_norm or 0.0))
     batch = 0
     total = 0.0
     try:

@@ -45,12 +45,13 @@ static double fastbp_now(void)
 #endif
 
 /* Adam: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
- *       p += neg_lr_t * m / (sqrt(v) + eps)   (neg_lr_t: the bias-corrected
- *       step size, negated) */
+ *       p = decay p + neg_lr_t * m / (sqrt(v) + eps)   (neg_lr_t: the
+ *       bias-corrected step size, negated; decay = 1 - lr * weight_decay,
+ *       AdamW's decoupled decay, exactly 1 when off: p * 1 == p) */
 #define FASTBP_ADAM(T, NAME, SQRT)                                          \
 static FASTBP_CLONES void NAME(                                             \
     T *p, const T *G, T *m, T *v, ptrdiff_t n, T alpha, T inv_sw,           \
-    T b1, T one_b1, T b2, T one_b2, T neg_lr_t, T eps)                      \
+    T b1, T one_b1, T b2, T one_b2, T neg_lr_t, T eps, T decay)             \
 {                                                                           \
     for (ptrdiff_t i = 0; i < n; i++) {                                     \
         T g = (G[i] + alpha * p[i]) * inv_sw;                               \
@@ -58,37 +59,54 @@ static FASTBP_CLONES void NAME(                                             \
         T vi = b2 * v[i] + one_b2 * (g * g);                                \
         m[i] = mi;                                                          \
         v[i] = vi;                                                          \
-        p[i] += neg_lr_t * mi / (SQRT(vi) + eps);                           \
+        p[i] = decay * p[i] + neg_lr_t * mi / (SQRT(vi) + eps);             \
     }                                                                       \
 }
 
 /* SGD with momentum: vel = mu vel - lr g;
- *       p += mu vel - lr g (Nesterov) or p += vel */
+ *       p = decay p + (mu vel - lr g) (Nesterov) or p = decay p + vel
+ *       (decay = 1 - lr * weight_decay, decoupled; exactly 1 when off) */
 #define FASTBP_SGD(T, NAME)                                                 \
 static FASTBP_CLONES void NAME(                                             \
     T *p, const T *G, T *vel, ptrdiff_t n, T alpha, T inv_sw,               \
-    T lr, T mu, int nesterov)                                               \
+    T lr, T mu, int nesterov, T decay)                                      \
 {                                                                           \
     if (nesterov) {                                                         \
         for (ptrdiff_t i = 0; i < n; i++) {                                 \
             T g = (G[i] + alpha * p[i]) * inv_sw;                           \
             T u = mu * vel[i] - lr * g;                                     \
             vel[i] = u;                                                     \
-            p[i] += mu * u - lr * g;                                        \
+            p[i] = decay * p[i] + (mu * u - lr * g);                        \
         }                                                                   \
     } else {                                                                \
         for (ptrdiff_t i = 0; i < n; i++) {                                 \
             T g = (G[i] + alpha * p[i]) * inv_sw;                           \
             T u = mu * vel[i] - lr * g;                                     \
             vel[i] = u;                                                     \
-            p[i] += u;                                                      \
+            p[i] = decay * p[i] + u;                                        \
         }                                                                   \
     }                                                                       \
+}
+
+/* Gradient clipping: sum_i g_i^2 of the gradient the passes above form,
+ * g = (G + alpha * p) * inv_sw, accumulated in double. Only run when
+ * max_grad_norm is set (one extra read of G and p per minibatch). */
+#define FASTBP_GRAD_SQNORM(T, NAME)                                         \
+static double NAME(const T *p, const T *G, ptrdiff_t n, T alpha, T inv_sw)  \
+{                                                                           \
+    double total = 0;                                                       \
+    for (ptrdiff_t i = 0; i < n; i++) {                                     \
+        T g = (G[i] + alpha * p[i]) * inv_sw;                               \
+        total += (double) g * (double) g;                                   \
+    }                                                                       \
+    return total;                                                           \
 }
 
 FASTBP_ADAM(float, fastbp_adam_f, sqrtf)
 FASTBP_ADAM(double, fastbp_adam_d, sqrt)
 FASTBP_SGD(float, fastbp_sgd_f)
 FASTBP_SGD(double, fastbp_sgd_d)
+FASTBP_GRAD_SQNORM(float, fastbp_grad_sqnorm_f)
+FASTBP_GRAD_SQNORM(double, fastbp_grad_sqnorm_d)
 
 #endif /* FASTBP_KERNELS_H */

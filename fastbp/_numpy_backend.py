@@ -270,7 +270,7 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size, 
                     net, params, X[idx], Y[idx], sw, hyper.alpha, grad
                 )
                 accumulated += loss * len(idx)
-                step(params, grad, opt_state, hyper)
+                step(params, grad, opt_state, hyper, net.n_coefs)
                 start += batch_size
                 units += 1
             session.end(units)

@@ -22,14 +22,18 @@ same ``random_state`` gives the same model. Deliberate differences:
   before raising scikit-learn's "non-finite parameter weights" error (with
   early stopping: scikit-learn's nan score and best weights, plus a warning);
   a fit whose loss grew far beyond its first epoch's warns;
-* Ctrl-C keeps the weights and optimizer state of the last *complete* epoch.
+* Ctrl-C keeps the weights and optimizer state of the last *complete* epoch;
+* ``learning_rate`` schedules Adam's base rate too ("invscaling",
+  "adaptive", "cosine"; scikit-learn's Adam ignores it); the default
+  "constant" is scikit-learn's Adam.
 """
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import column_or_1d
+from sklearn.utils import check_array, check_consistent_length, column_or_1d
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.multiclass import type_of_target, unique_labels
 
 from . import activations as act
@@ -78,17 +82,23 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         Minibatch size of the stochastic solvers; "auto" is
         ``min(200, n_samples)``. Larger values are clipped to ``n_samples``
         (with a warning). Ignored by "lbfgs".
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Learning-rate schedule of "sgd": "constant" keeps
-        ``learning_rate_init``; "invscaling" uses
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, \
+default="constant"
+        Learning-rate schedule of "sgd" and "adam" (for "adam" it scales the
+        base rate before Adam's bias correction; "constant" is scikit-learn's
+        Adam): "constant" keeps ``learning_rate_init``; "invscaling" uses
         ``learning_rate_init / (t_ + 1) ** power_t``; "adaptive" divides the
         rate by 5 each time ``n_iter_no_change`` epochs fail to improve the
         training loss (or the validation score) by ``tol``, until it falls
-        below 1e-6.
+        below 1e-6; "cosine" decays it per epoch to 0 over ``max_iter``
+        epochs, ``learning_rate_init * (1 + cos(pi * e / max_iter)) / 2``
+        for epoch ``e = 0, 1, ..`` (counted after any warm-up). The rate of
+        each epoch is recorded in ``learning_rate_curve_``. For example,
+        ``learning_rate="cosine", max_iter=50`` anneals over 50 epochs.
     learning_rate_init : float, default=1e-3
         Initial learning rate of "sgd" and "adam".
     power_t : float, default=0.5
-        Exponent of the "invscaling" schedule ("sgd" only).
+        Exponent of the "invscaling" schedule.
     max_iter : int, default=200
         Maximum number of epochs (passes over the data) of "sgd" and "adam",
         or of iterations of "lbfgs".
@@ -116,7 +126,9 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         Whether to hold out ``validation_fraction`` of the training data and
         stop when the validation score (accuracy) has not improved by
         ``tol`` for ``n_iter_no_change`` epochs; the weights of the best
-        validation epoch are kept. "sgd" and "adam" only. The
+        validation epoch are kept (see ``best_epoch_``). ``fit`` may take a
+        validation set of its own (``X_val``, ``y_val``) instead, and
+        ``scoring`` another score. "sgd" and "adam" only. The
         split is stratified for every single-label problem (scikit-learn
         stratifies binary problems only).
     validation_fraction : float, default=0.1
@@ -143,6 +155,46 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         the pure-NumPy reference; both give the same model up to rounding.
         "auto" uses the compiled backend when it is built and NumPy (with one
         warning) otherwise.
+    weight_decay : float, default=0.0
+        Decoupled weight decay of "sgd" and "adam" (AdamW with "adam"): each
+        minibatch step multiplies the weights (not the biases) by
+        ``1 - lr * weight_decay``, ``lr`` the scheduled learning rate,
+        besides the gradient step. Unlike ``alpha`` (an L2 penalty in the
+        loss and its gradient, which Adam rescales), it does not pass through
+        the gradient. For example ``solver="adam", weight_decay=0.01``.
+        Ignored by "lbfgs".
+    max_grad_norm : float or None, default=None
+        When set (> 0), each minibatch's gradient (all layers together) is
+        scaled down to this global L2 norm whenever its norm exceeds it,
+        before the optimizer step ("sgd", "adam"). For example
+        ``max_grad_norm=1.0`` tames exploding gradients.
+    warmup_fraction : float, default=0.0
+        Fraction of the ``max_iter`` planned epochs, in ``[0, 1]``, over which
+        the learning rate ramps up linearly: epoch ``e`` (from 0) of the
+        ``w = ceil(warmup_fraction * max_iter)`` warm-up epochs uses
+        ``(e + 1) / w`` times the scheduled rate ("sgd", "adam"). For example
+        ``warmup_fraction=0.1, learning_rate="cosine"``.
+    scoring : str, callable or None, default=None
+        The validation score of early stopping (higher is better): None is
+        ``score`` (accuracy); "loss" the negative validation loss
+        (without the L2 penalty); any other string a scikit-learn scorer name
+        (e.g. "balanced_accuracy"), or a callable ``scorer(estimator, X, y)``
+        as in ``HistGradientBoosting*``. ``validation_scores_`` holds its
+        values. For example ``scoring="neg_log_loss"``.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplying ``sample_weight``: a dict
+        ``{class_label: weight}`` (classes not in it weigh 1), or "balanced",
+        ``n_samples / (n_classes * np.bincount(y))`` computed from the ``y``
+        of ``fit``, as in scikit-learn's ``compute_sample_weight``. With
+        ``early_stopping`` the validation rows keep their class weights (the
+        validation score is weighted). With ``partial_fit``, "balanced"
+        weights are computed from ``classes`` and the first batch (which must
+        hold every class) and kept for the later calls; for weights from more
+        data pass a dict, e.g. from
+        ``compute_class_weight("balanced", classes=classes, y=y)``. For
+        multilabel targets only "balanced" (each label balanced on its own,
+        a row weighing the product, as ``compute_sample_weight`` does). For example
+        ``class_weight={0: 1.0, 1: 10.0}`` or ``class_weight="balanced"``.
 
     Attributes
     ----------
@@ -159,11 +211,22 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
     loss_curve_ : list of float
         The training loss after each epoch ("sgd", "adam") or iteration
         ("lbfgs").
+    learning_rate_curve_ : list of float
+        The learning rate of each epoch's steps ("sgd", "adam"; for "adam"
+        the base rate before the bias correction), one entry per entry of
+        ``loss_curve_``; not set for "lbfgs".
     validation_scores_ : list of float or None
-        The validation score (accuracy) after each epoch with
-        ``early_stopping=True``, else None. Only set for "sgd" and "adam".
+        The validation score (accuracy, or that of ``scoring``) after each
+        epoch with ``early_stopping=True``, else None. Only set for "sgd" and
+        "adam".
     best_validation_score_ : float or None
         The best of ``validation_scores_``, whose weights the model keeps;
+        None without early stopping. Only set for "sgd" and "adam".
+    best_epoch_ : int or None
+        With early stopping, the epoch whose weights the model keeps (the
+        best validation score; the weights of the later epochs are
+        discarded, i.e. the best weights are always restored):
+        ``validation_scores_[best_epoch_ - 1] == best_validation_score_``.
         None without early stopping. Only set for "sgd" and "adam".
     t_ : int
         The number of training samples the stochastic solver has seen (it
@@ -218,6 +281,11 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
     True
     """
 
+    _parameter_constraints: dict = {
+        **_BaseBP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(100,),
@@ -246,6 +314,11 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         max_fun=15000,
         maxout_pieces=2,
         backend="auto",
+        weight_decay=0.0,
+        max_grad_norm=None,
+        warmup_fraction=0.0,
+        scoring=None,
+        class_weight=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation,
@@ -258,7 +331,10 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             maxout_pieces=maxout_pieces, backend=backend,
+            weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+            warmup_fraction=warmup_fraction, scoring=scoring,
         )
+        self.class_weight = class_weight
 
     def _loss_name(self):
         return "log_loss"
@@ -270,6 +346,53 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
 
     def _check_target(self, y):
         pass
+
+    def _apply_class_weight(self, Y, sample_weight, dtype, incremental):
+        """``sample_weight`` times each row's class weight (``Y`` is the
+        binarized target), as HistGradientBoostingClassifier does. "balanced"
+        weights are computed by the first call (``fit`` or the first
+        ``partial_fit``, from its batch) and kept by later ``partial_fit``
+        calls."""
+        if self.class_weight is None:
+            return sample_weight
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            if not isinstance(self.class_weight, str):
+                raise ValueError(
+                    "class_weight as a dict is not supported for multilabel "
+                    "targets; use 'balanced' or pass sample_weight."
+                )
+            # Each label balanced on its own, the row weight their product
+            # (scikit-learn's compute_sample_weight for multi-output y).
+            per_row = compute_sample_weight("balanced", Y.astype(np.int8)).astype(dtype)
+            return per_row if sample_weight is None else sample_weight * per_row
+        Y = Y.reshape(len(Y), -1)
+        index = Y[:, 0].astype(np.intp) if Y.shape[1] == 1 else Y.argmax(axis=1)
+        labels = self.classes_[index]
+        balanced = isinstance(self.class_weight, str)
+        stored = getattr(self, "_balanced_class_weight", None)
+        if balanced and incremental and stored is not None and len(stored) == len(self.classes_):
+            weights = stored  # partial_fit keeps the weights of the first call
+        elif balanced and incremental and not np.isin(self.classes_, labels).all():
+            missing = np.setdiff1d(self.classes_, labels).tolist()
+            raise ValueError(
+                "class_weight='balanced' with partial_fit computes the weights "
+                "from `classes` and the first batch, which has no sample of the "
+                f"classes {missing}. Pass a dict instead, e.g. from "
+                "compute_class_weight('balanced', classes=classes, y=y) on a "
+                "large enough sample of y."
+            )
+        else:
+            weights = compute_class_weight(self.class_weight, classes=self.classes_, y=labels)
+        if balanced:
+            self._balanced_class_weight = np.asarray(weights, dtype=np.float64)
+        per_row = np.asarray(weights, dtype=np.float64)[index].astype(dtype)
+        sample_weight = per_row if sample_weight is None else sample_weight * per_row
+        if sample_weight.sum() == 0:
+            raise ValueError(
+                "Weights sum to zero, can't be normalized (sample_weight times "
+                "class_weight sums to zero)."
+            )
+        return sample_weight
 
     def _stratify_labels(self, Y):
         if self._label_binarizer.y_type_.startswith("multilabel"):
@@ -284,6 +407,27 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         return self._label_binarizer.inverse_transform(
             Y_val if Y_val.shape[1] > 1 else Y_val[:, 0]
         )
+
+    def _encode_validation_target(self, y_val, n_val):
+        y_val = check_array(y_val, ensure_2d=False, dtype=None, input_name="y_val")
+        check_consistent_length(np.empty(n_val), y_val)
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = y_val[:, 0]
+        multilabel = self._label_binarizer.y_type_.startswith("multilabel")
+        if multilabel != (y_val.ndim == 2):
+            raise ValueError(
+                "y_val must have the form of y (a label indicator matrix for "
+                "multilabel targets, else one label per sample)."
+            )
+        if not multilabel:
+            unseen = np.setdiff1d(unique_labels(y_val), self.classes_)
+            if len(unseen):
+                raise ValueError(
+                    f"y_val has classes not in y: {unseen.tolist()}; "
+                    f"the classes are {self.classes_.tolist()}."
+                )
+        Y_val = self._label_binarizer.transform(y_val).astype(bool)
+        return y_val, Y_val.reshape(n_val, -1)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -369,6 +513,7 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
             The updated estimator.
         """
         if _check_partial_fit_first_call(self, classes):
+            self.__dict__.pop("_balanced_class_weight", None)
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
@@ -462,17 +607,23 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
         Minibatch size of the stochastic solvers; "auto" is
         ``min(200, n_samples)``. Larger values are clipped to ``n_samples``
         (with a warning). Ignored by "lbfgs".
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Learning-rate schedule of "sgd": "constant" keeps
-        ``learning_rate_init``; "invscaling" uses
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, \
+default="constant"
+        Learning-rate schedule of "sgd" and "adam" (for "adam" it scales the
+        base rate before Adam's bias correction; "constant" is scikit-learn's
+        Adam): "constant" keeps ``learning_rate_init``; "invscaling" uses
         ``learning_rate_init / (t_ + 1) ** power_t``; "adaptive" divides the
         rate by 5 each time ``n_iter_no_change`` epochs fail to improve the
         training loss (or the validation score) by ``tol``, until it falls
-        below 1e-6.
+        below 1e-6; "cosine" decays it per epoch to 0 over ``max_iter``
+        epochs, ``learning_rate_init * (1 + cos(pi * e / max_iter)) / 2``
+        for epoch ``e = 0, 1, ..`` (counted after any warm-up). The rate of
+        each epoch is recorded in ``learning_rate_curve_``. For example,
+        ``learning_rate="cosine", max_iter=50`` anneals over 50 epochs.
     learning_rate_init : float, default=1e-3
         Initial learning rate of "sgd" and "adam".
     power_t : float, default=0.5
-        Exponent of the "invscaling" schedule ("sgd" only).
+        Exponent of the "invscaling" schedule.
     max_iter : int, default=200
         Maximum number of epochs (passes over the data) of "sgd" and "adam",
         or of iterations of "lbfgs".
@@ -500,7 +651,9 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
         Whether to hold out ``validation_fraction`` of the training data and
         stop when the validation score (R²) has not improved by
         ``tol`` for ``n_iter_no_change`` epochs; the weights of the best
-        validation epoch are kept. "sgd" and "adam" only.
+        validation epoch are kept (see ``best_epoch_``). ``fit`` may take a
+        validation set of its own (``X_val``, ``y_val``) instead, and
+        ``scoring`` another score. "sgd" and "adam" only.
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping, in
         ``[0, 1)``.
@@ -529,6 +682,32 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
         the pure-NumPy reference; both give the same model up to rounding.
         "auto" uses the compiled backend when it is built and NumPy (with one
         warning) otherwise.
+    weight_decay : float, default=0.0
+        Decoupled weight decay of "sgd" and "adam" (AdamW with "adam"): each
+        minibatch step multiplies the weights (not the biases) by
+        ``1 - lr * weight_decay``, ``lr`` the scheduled learning rate,
+        besides the gradient step. Unlike ``alpha`` (an L2 penalty in the
+        loss and its gradient, which Adam rescales), it does not pass through
+        the gradient. For example ``solver="adam", weight_decay=0.01``.
+        Ignored by "lbfgs".
+    max_grad_norm : float or None, default=None
+        When set (> 0), each minibatch's gradient (all layers together) is
+        scaled down to this global L2 norm whenever its norm exceeds it,
+        before the optimizer step ("sgd", "adam"). For example
+        ``max_grad_norm=1.0`` tames exploding gradients.
+    warmup_fraction : float, default=0.0
+        Fraction of the ``max_iter`` planned epochs, in ``[0, 1]``, over which
+        the learning rate ramps up linearly: epoch ``e`` (from 0) of the
+        ``w = ceil(warmup_fraction * max_iter)`` warm-up epochs uses
+        ``(e + 1) / w`` times the scheduled rate ("sgd", "adam"). For example
+        ``warmup_fraction=0.1, learning_rate="cosine"``.
+    scoring : str, callable or None, default=None
+        The validation score of early stopping (higher is better): None is
+        ``score`` (R²); "loss" the negative validation loss
+        (without the L2 penalty); any other string a scikit-learn scorer name
+        (e.g. "balanced_accuracy"), or a callable ``scorer(estimator, X, y)``
+        as in ``HistGradientBoosting*``. ``validation_scores_`` holds its
+        values. For example ``scoring="neg_log_loss"``.
 
     Attributes
     ----------
@@ -542,11 +721,22 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
     loss_curve_ : list of float
         The training loss after each epoch ("sgd", "adam") or iteration
         ("lbfgs").
+    learning_rate_curve_ : list of float
+        The learning rate of each epoch's steps ("sgd", "adam"; for "adam"
+        the base rate before the bias correction), one entry per entry of
+        ``loss_curve_``; not set for "lbfgs".
     validation_scores_ : list of float or None
-        The validation score (R²) after each epoch with
-        ``early_stopping=True``, else None. Only set for "sgd" and "adam".
+        The validation score (R², or that of ``scoring``) after each
+        epoch with ``early_stopping=True``, else None. Only set for "sgd" and
+        "adam".
     best_validation_score_ : float or None
         The best of ``validation_scores_``, whose weights the model keeps;
+        None without early stopping. Only set for "sgd" and "adam".
+    best_epoch_ : int or None
+        With early stopping, the epoch whose weights the model keeps (the
+        best validation score; the weights of the later epochs are
+        discarded, i.e. the best weights are always restored):
+        ``validation_scores_[best_epoch_ - 1] == best_validation_score_``.
         None without early stopping. Only set for "sgd" and "adam".
     t_ : int
         The number of training samples the stochastic solver has seen (it
@@ -638,6 +828,10 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
         out_activation=None,
         maxout_pieces=2,
         backend="auto",
+        weight_decay=0.0,
+        max_grad_norm=None,
+        warmup_fraction=0.0,
+        scoring=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation,
@@ -650,6 +844,8 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             maxout_pieces=maxout_pieces, backend=backend,
+            weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+            warmup_fraction=warmup_fraction, scoring=scoring,
         )
         self.out_activation = out_activation
 
@@ -676,6 +872,18 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
 
     def _validation_target(self, Y_val):
         return Y_val[:, 0] if Y_val.shape[1] == 1 else Y_val
+
+    def _encode_validation_target(self, y_val, n_val):
+        y_val = check_array(y_val, ensure_2d=False, dtype=np.float64, input_name="y_val")
+        check_consistent_length(np.empty(n_val), y_val)
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = y_val[:, 0]
+        Y_val = y_val.reshape(n_val, -1)
+        if Y_val.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y_val has {Y_val.shape[1]} outputs; y has {self.n_outputs_}."
+            )
+        return y_val, Y_val
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(

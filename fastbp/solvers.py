@@ -1,5 +1,6 @@
 """Optimizers on the flat parameter buffer: sgd (momentum, Nesterov), adam,
-learning-rate schedules, and L-BFGS through ``scipy.optimize``.
+decoupled weight decay (AdamW / SGDW), gradient clipping, learning-rate
+schedules, and L-BFGS through ``scipy.optimize``.
 
 Nothing here knows about estimators. The stochastic update rules are the
 reference that the compiled kernels reproduce; they follow scikit-learn's
@@ -7,6 +8,7 @@ reference that the compiled kernels reproduce; they follow scikit-learn's
 the bias corrections folded into one step size per batch).
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +28,11 @@ class Hyper:
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-8
+    # Decoupled weight decay: the weights (not the biases) are multiplied by
+    # ``1 - lr * weight_decay`` at each step, lr the scheduled rate.
+    weight_decay: float = 0.0
+    # Global L2 norm each minibatch's gradient is clipped to (None: off).
+    max_grad_norm: float | None = None
 
 
 class OptState:
@@ -33,10 +40,22 @@ class OptState:
     and the current learning rate.
 
     ``t`` counts Adam updates (batches), as scikit-learn's ``AdamOptimizer.t``.
+    ``learning_rate`` is the rate of the schedule ("constant", "invscaling",
+    "adaptive" or "cosine"); a step uses :meth:`step_rate`, that rate times
+    ``lr_factor`` (the warm-up), for sgd and adam alike (Adam's base rate).
+    ``epoch`` counts the epochs run, for "cosine" and the warm-up over
+    ``planned_epochs``.
     """
 
+    # Defaults for states saved before these existed.
+    lr_factor = 1.0
+    epoch = 0
+    planned_epochs = 1
+    warmup_epochs = 0
+
     def __init__(self, solver, n_params, dtype, learning_rate_init,
-                 lr_schedule="constant", power_t=0.5):
+                 lr_schedule="constant", power_t=0.5, planned_epochs=1,
+                 warmup_fraction=0.0):
         if solver not in SOLVER_CODES:
             raise ValueError(f"Unknown stochastic solver {solver!r}.")
         self.solver = solver
@@ -45,6 +64,10 @@ class OptState:
         self.learning_rate = float(learning_rate_init)
         self.lr_schedule = lr_schedule
         self.power_t = float(power_t)
+        self.planned_epochs = int(planned_epochs)
+        self.warmup_epochs = math.ceil(float(warmup_fraction) * self.planned_epochs)
+        self.epoch = 0
+        self.lr_factor = 1.0
         self.t = 0
         # velocity (sgd) or first moment (adam); second moment (adam only).
         self.m = np.zeros(n_params, dtype=dtype)
@@ -66,6 +89,8 @@ class OptState:
             into["v"][...] = self.v
         into["t"] = self.t
         into["learning_rate"] = self.learning_rate
+        into["epoch"] = self.epoch
+        into["lr_factor"] = self.lr_factor
         return into
 
     def restore(self, saved):
@@ -74,16 +99,39 @@ class OptState:
         self.v[...] = saved["v"]
         self.t = saved["t"]
         self.learning_rate = saved["learning_rate"]
+        self.epoch = saved["epoch"]
+        self.lr_factor = saved["lr_factor"]
+
+    def step_rate(self):
+        """The learning rate of this epoch's steps: the schedule's rate times
+        the warm-up factor (sgd's rate; Adam's base rate before its bias
+        correction)."""
+        if self.lr_factor == 1.0:
+            return self.learning_rate
+        return self.learning_rate * self.lr_factor
+
+    def epoch_begins(self):
+        """Set the rate of the coming epoch (number ``self.epoch``, from 0):
+        "cosine" decays ``learning_rate_init`` to 0 over the planned epochs
+        after the warm-up; the warm-up ramps the rate linearly over its
+        first ``warmup_epochs`` epochs (``(e + 1) / warmup_epochs``)."""
+        e, warm = self.epoch, self.warmup_epochs
+        if self.lr_schedule == "cosine":
+            span = max(self.planned_epochs - warm, 1)
+            progress = min(max(e - warm, 0) / span, 1.0)
+            self.learning_rate = self.learning_rate_init * 0.5 * (1.0 + math.cos(math.pi * progress))
+        self.lr_factor = (e + 1) / warm if e < warm else 1.0
 
     # ---- schedules, called between epochs by the estimator
     def iteration_ends(self, time_step):
-        if self.solver == "sgd" and self.lr_schedule == "invscaling":
+        self.epoch += 1
+        if self.lr_schedule == "invscaling":
             self.learning_rate = self.learning_rate_init / (time_step + 1) ** self.power_t
 
     def trigger_stopping(self, msg, verbose):
-        """True to stop; for the 'adaptive' sgd schedule, divide the rate by 5
+        """True to stop; for the 'adaptive' schedule, divide the rate by 5
         and go on while it is above 1e-6."""
-        if self.solver != "sgd" or self.lr_schedule != "adaptive":
+        if self.lr_schedule != "adaptive":
             if verbose:
                 print(msg + " Stopping.")
             return True
@@ -100,21 +148,43 @@ class OptState:
 def adam_step_size(state, hyper):
     """Adam's bias-corrected step size for update number ``state.t``."""
     t = state.t
-    return state.learning_rate_init * np.sqrt(1 - hyper.beta_2**t) / (1 - hyper.beta_1**t)
+    return state.step_rate() * np.sqrt(1 - hyper.beta_2**t) / (1 - hyper.beta_1**t)
 
 
-def step(params, grad, state, hyper):
-    """One optimizer update of ``params`` (in place) from ``grad``."""
+def clip_gradient(grad, max_grad_norm):
+    """Scale ``grad`` (in place) to the global L2 norm ``max_grad_norm`` when
+    its norm exceeds it; returns the norm before clipping."""
+    norm = float(np.sqrt(np.dot(grad.astype(np.float64), grad.astype(np.float64))))
+    if norm > max_grad_norm:
+        grad *= grad.dtype.type(max_grad_norm / norm)
+    return norm
+
+
+def step(params, grad, state, hyper, n_coefs=None):
+    """One optimizer update of ``params`` (in place) from ``grad``.
+
+    ``n_coefs``: the weights are ``params[:n_coefs]`` (the rest biases), the
+    part decoupled weight decay shrinks (all of ``params`` when None).
+    """
+    if hyper.max_grad_norm is not None:
+        clip_gradient(grad, hyper.max_grad_norm)
+    lr = state.step_rate()
+    decay = None
+    if hyper.weight_decay:
+        decay = params.dtype.type(1 - lr * hyper.weight_decay)
+    weights = params[:n_coefs] if n_coefs is not None else params
     if state.code == SGD:
-        lr = state.learning_rate
         mu = hyper.momentum
         vel = state.m
         vel *= mu
         vel -= lr * grad
         if hyper.nesterov:
-            params += mu * vel - lr * grad
+            update = mu * vel - lr * grad
         else:
-            params += vel
+            update = vel
+        if decay is not None:
+            weights *= decay
+        params += update
     else:
         state.t += 1
         b1, b2 = hyper.beta_1, hyper.beta_2
@@ -124,7 +194,10 @@ def step(params, grad, state, hyper):
         v *= b2
         v += (1 - b2) * grad**2
         lr = adam_step_size(state, hyper)
-        params += -lr * m / (np.sqrt(v) + hyper.epsilon)
+        update = -lr * m / (np.sqrt(v) + hyper.epsilon)
+        if decay is not None:
+            weights *= decay
+        params += update
 
 
 # Below this many multiply-adds per loss evaluation, L-BFGS runs with one

@@ -131,6 +131,9 @@ def problems(draw):
         alpha=draw(st.sampled_from((0.0, 1e-4, 0.1))),
         subset=draw(st.booleans()),
         seed=draw(st.integers(0, 2**16)),
+        weight_decay=draw(st.sampled_from((0.0, 0.0, 0.5))),
+        max_grad_norm=draw(st.sampled_from((None, None, 0.05, 10.0))),
+        lr_factor=draw(st.sampled_from((1.0, 1.0, 0.25))),
     )
 
 
@@ -160,12 +163,15 @@ def build(p):
 def opt_state(p, net):
     solver = p["solver"][0]
     lr = 1e-3 if solver == "adam" else 1e-2
-    return OptState(solver, net.n_params, net.dtype, lr)
+    state = OptState(solver, net.n_params, net.dtype, lr)
+    state.lr_factor = p["lr_factor"]  # a warm-up epoch: the step rate is scaled
+    return state
 
 
 def hyper(p):
     solver, momentum, nesterov = p["solver"]
-    return Hyper(alpha=p["alpha"], momentum=momentum, nesterov=nesterov)
+    return Hyper(alpha=p["alpha"], momentum=momentum, nesterov=nesterov,
+                 weight_decay=p["weight_decay"], max_grad_norm=p["max_grad_norm"])
 
 
 @settings(
