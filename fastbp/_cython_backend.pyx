@@ -814,8 +814,35 @@ cdef void _opt_range(const OptStep* o, floating* p, const floating* G,
 # packing them first. At batch 32 the minibatch GEMMs are several times that,
 # and their packing (all of W_1 for H = X W_1, every batch) costs as much as
 # the multiply-adds. Split into blocks under this size, they take the direct
-# kernel; at batch >= 128 (on 784 inputs) no block is split.
-cdef Py_ssize_t _SMALL_GEMM = 1000000
+# kernel; at batch >= 128 (on 784 inputs) no block is split. Where the BLAS
+# has no such kernel, splitting would only add calls and packing: 0 (never).
+# -1: not decided yet (train_epoch asks the BLAS once, _decide_small_gemm).
+cdef Py_ssize_t _SMALL_GEMM = -1
+_DIRECT_SMALL_GEMM = 1000000
+# OpenBLAS core types (threadpoolctl's "architecture") with direct small
+# GEMM kernels.
+_DIRECT_SMALL_ARCHS = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
+
+
+def _has_direct_small_kernels():
+    """True when every BLAS loaded is OpenBLAS on a core type with direct
+    small-GEMM kernels (decided by the library, not by timing, so the same
+    machine always takes the same path and gives the same numbers)."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        libs = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+    except Exception:  # threadpoolctl missing or failing: keep one GEMM
+        return False
+    return bool(libs) and all(
+        d.get("internal_api") == "openblas"
+        and d.get("architecture") in _DIRECT_SMALL_ARCHS for d in libs)
+
+
+def _decide_small_gemm():
+    global _SMALL_GEMM
+    if _SMALL_GEMM < 0:
+        _SMALL_GEMM = _DIRECT_SMALL_GEMM if _has_direct_small_kernels() else 0
 # Bytes of dJ/dW_1 per block of the fused first-layer step (0: no fusion).
 cdef Py_ssize_t _FUSE_BYTES = 32768
 
@@ -826,7 +853,10 @@ cdef Py_ssize_t _split_cols(const Spec* s, Py_ssize_t B) noexcept nogil:
     _SMALL_GEMM; 0 (one product) when no such block is narrower than the
     layer. The blocks sum in another order than one call: the result may
     differ in the last bits (the NumPy backend's tolerance)."""
-    cdef Py_ssize_t cols = _SMALL_GEMM // (B * s.fan_in[0]) // 16 * 16
+    cdef Py_ssize_t cols
+    if _SMALL_GEMM <= 0:
+        return 0
+    cols = _SMALL_GEMM // (B * s.fan_in[0]) // 16 * 16
     if cols < 16 or cols >= s.fan_out[0]:
         return 0
     return cols
@@ -839,6 +869,8 @@ cdef Py_ssize_t _fuse_rows(const Spec* s, Py_ssize_t B,
     rows, where the calls would cost more than the cache saves."""
     cdef Py_ssize_t fo = s.fan_out[0]
     cdef Py_ssize_t rows = _FUSE_BYTES // (fo * itemsize)
+    if _SMALL_GEMM <= 0:
+        return 0
     if B * fo * rows > _SMALL_GEMM:
         rows = _SMALL_GEMM // (B * fo)
     return rows if rows >= 16 else 0
@@ -1149,11 +1181,11 @@ def _fuse_bytes_shim(Py_ssize_t n_bytes):
 
 def _small_gemm_shim(Py_ssize_t madds):
     """Set the size (multiply-adds) under which train_epoch splits the first
-    layer's GEMMs into blocks (``_split_cols``, ``_fuse_rows``; 0: never);
-    returns the previous one."""
+    layer's GEMMs into blocks (``_split_cols``, ``_fuse_rows``; 0: never;
+    -1: ask the BLAS again); returns the previous one."""
     global _SMALL_GEMM
-    if madds < 0:
-        raise ValueError("madds must be >= 0.")
+    if madds < -1:
+        raise ValueError("madds must be >= -1.")
     previous = _SMALL_GEMM
     _SMALL_GEMM = madds
     return previous
@@ -1257,6 +1289,7 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
     B = min(batch_size, n)
     n_batches = -(-n // batch_size)
     ws = _Workspace(net, B, not x.sparse, True)
+    _decide_small_gemm()
     kernel = _dispatch(_train_chunk, net)
     t = np.array([opt_state.t], dtype=np.longlong)
     args = (ws, params, m, v, t, x.dense, x.data, x.indices, x.indptr,

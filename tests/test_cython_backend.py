@@ -471,4 +471,24 @@ def test_block_knobs_reject_negative_sizes():
     with pytest.raises(ValueError, match="n_bytes"):
         cb._fuse_bytes_shim(-1)
     with pytest.raises(ValueError, match="madds"):
-        cb._small_gemm_shim(-1)
+        cb._small_gemm_shim(-2)
+
+
+@pytest.mark.parametrize("libs, expected", [
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"}], True),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SapphireRapids"},
+      {"user_api": "openmp", "internal_api": "openmp"}], True),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell"}], False),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"},
+      {"user_api": "blas", "internal_api": "mkl"}], False),
+    ([], False),
+])
+def test_blocked_first_layer_only_where_openblas_has_direct_small_kernels(
+        monkeypatch, libs, expected, restore_block_knobs):
+    import threadpoolctl
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: libs)
+    assert cb._has_direct_small_kernels() is expected
+    cb._small_gemm_shim(-1)
+    cb._decide_small_gemm()
+    assert (cb._small_gemm_shim(-1) > 0) is expected
