@@ -814,8 +814,9 @@ cdef void _opt_range(const OptStep* o, floating* p, const floating* G,
 # packing them first. At batch 32 the minibatch GEMMs are several times that,
 # and their packing (all of W_1 for H = X W_1, every batch) costs as much as
 # the multiply-adds. Split into blocks under this size, they take the direct
-# kernel; at batch >= 128 (on 784 inputs) no block is split. Where the BLAS
-# has no such kernel, splitting would only add calls and packing: 0 (never).
+# kernel (on 784 inputs and 256 units: the forward product in blocks up to
+# batch 64, dJ/dW_1 up to batch 128). Where the BLAS has no such kernel,
+# splitting would only add calls and packing: 0 (never).
 # -1: not decided yet (train_epoch asks the BLAS once, _decide_small_gemm).
 cdef Py_ssize_t _SMALL_GEMM = -1
 _DIRECT_SMALL_GEMM = 1000000
@@ -840,9 +841,12 @@ def _has_direct_small_kernels():
 
 
 def _decide_small_gemm():
+    """Set _SMALL_GEMM from the BLAS, once per process (train_epoch)."""
     global _SMALL_GEMM
     if _SMALL_GEMM < 0:
         _SMALL_GEMM = _DIRECT_SMALL_GEMM if _has_direct_small_kernels() else 0
+
+
 # Bytes of dJ/dW_1 per block of the fused first-layer step (0: no fusion).
 cdef Py_ssize_t _FUSE_BYTES = 32768
 
@@ -1018,14 +1022,15 @@ def _train_chunk(_Workspace ws, floating[::1] params,
     cdef Py_ssize_t w1_end = ws.spec.coef_off[0] + (ws.spec.fan_in[0]
                                                     * ws.spec.fan_out[0])
     cdef Py_ssize_t block_rows = 0, split_cols = 0
-    cdef bint fuse
-    # The blocked first layer (_split_cols, _fuse_rows): dense float32 only
-    # (in float64 the blocks made batch 32-64 epochs 6-12% slower).
-    cdef bint blocked = not sparse
-    if floating is double:
-        blocked = False
+    cdef bint fuse, blocked
     cdef const floating* D1
     cdef OptStep o
+    # The blocked first layer (_split_cols, _fuse_rows): dense float32 only
+    # (in float64 the blocks made batch 32-64 epochs 6-12% slower).
+    if floating is float:
+        blocked = not sparse
+    else:
+        blocked = False
     o.solver = solver
     o.nesterov = nesterov
     o.lr = lr
@@ -1055,7 +1060,8 @@ def _train_chunk(_Workspace ws, floating[::1] params,
                            n_features * sizeof(floating))
             else:
                 inp.rows = rows
-            # the first layer's gradient fused with the optimizer (dense)
+            # the first layer's products in blocks (the last batch may be
+            # smaller)
             if blocked:
                 block_rows = _fuse_rows(&ws.spec, B, sizeof(floating))
                 split_cols = _split_cols(&ws.spec, B)
