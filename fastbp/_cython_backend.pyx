@@ -35,6 +35,8 @@ tests/test_parity.py); only the speed differs.
 # rows of the same buffers. The flat parameter buffer holds all W_l (C order)
 # then all b_l; its layout comes from ``net`` as a (5, L) intp table.
 
+import os
+
 import numpy as np
 
 from cython cimport floating
@@ -826,15 +828,21 @@ _DIRECT_SMALL_ARCHS = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
 
 
 def _has_direct_small_kernels():
-    """True when every BLAS loaded is OpenBLAS on a core type with direct
-    small-GEMM kernels (decided by the library, not by timing, so the same
-    machine always takes the same path and gives the same numbers)."""
+    """True when SciPy's BLAS (the one the kernels call) is OpenBLAS on a
+    core type with direct small-GEMM kernels (decided by the library, not by
+    timing, so the same machine always takes the same path and gives the
+    same numbers). SciPy's wheels load it from ``scipy.libs``; when no BLAS
+    comes from there (SciPy built against a system BLAS), every BLAS loaded
+    must qualify."""
     try:
         from threadpoolctl import threadpool_info
 
         libs = [d for d in threadpool_info() if d.get("user_api") == "blas"]
     except Exception:  # threadpoolctl missing or failing: keep one GEMM
         return False
+    scipy_libs = [d for d in libs if os.path.basename(os.path.dirname(
+        str(d.get("filepath", "")))) == "scipy.libs"]
+    libs = scipy_libs or libs
     return bool(libs) and all(
         d.get("internal_api") == "openblas"
         and d.get("architecture") in _DIRECT_SMALL_ARCHS for d in libs)

@@ -483,6 +483,16 @@ def test_block_knobs_reject_negative_sizes():
     ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"},
       {"user_api": "blas", "internal_api": "mkl"}], False),
     ([], False),
+    # SciPy's own OpenBLAS decides; another BLAS (torch's MKL) does not matter
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX",
+       "filepath": os.path.join("site-packages", "scipy.libs", "libscipy_openblas.so")},
+      {"user_api": "blas", "internal_api": "mkl",
+       "filepath": os.path.join("site-packages", "torch", "lib", "libmkl.so")}], True),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell",
+       "filepath": os.path.join("site-packages", "scipy.libs", "libscipy_openblas.so")},
+      {"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX",
+       "filepath": os.path.join("site-packages", "numpy.libs", "libscipy_openblas64_.so")}],
+     False),
 ])
 def test_blocked_first_layer_only_where_openblas_has_direct_small_kernels(
         monkeypatch, libs, expected, restore_block_knobs):
