@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 
 from fastbp import _numpy_backend as nb
 from fastbp import activations as act
@@ -409,3 +410,135 @@ def test_loss_grad_in_row_blocks_matches_numpy(sparse):
         loss_np, grad_np = nb.loss_grad(net, params, X, Y, weights, 1e-3)
         assert loss == pytest.approx(loss_np, rel=1e-12)
         np.testing.assert_allclose(grad, grad_np, rtol=1e-9, atol=1e-12 * np.abs(grad_np).max())
+
+
+# ------------------------------------------- small batches: blocked first layer
+
+
+@pytest.fixture
+def restore_block_knobs():
+    fuse, small = cb._fuse_bytes_shim(32768), cb._small_gemm_shim(10**6)
+    yield
+    cb._fuse_bytes_shim(fuse)
+    cb._small_gemm_shim(small)
+
+
+def blocked_problem(dtype, solver, weighted, n=70, n_features=50, hidden=48):
+    rng = np.random.RandomState(11)
+    net = Network([n_features, hidden, 3], "relu", "softmax", "log_loss", dtype=dtype)
+    X = rng.rand(n, n_features).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[rng.randint(3, size=n)]
+    sw = rng.uniform(0.5, 2, n).astype(dtype) if weighted else None
+    return net, net.init_params(rng), X, Y, sw
+
+
+def epoch_result(backend, net, params, X, Y, sw, solver, nesterov=True):
+    order = np.random.RandomState(2).permutation(X.shape[0])
+    p = params.copy()
+    state = OptState(solver, net.n_params, net.dtype, 1e-2)
+    hyper = Hyper(alpha=1e-3, nesterov=nesterov)
+    mean = [backend.train_epoch(net, p, state, X, Y, sw, order, 8, hyper) for _ in range(2)]
+    return p, state.m, state.v, state.t, mean
+
+
+# (float32 only: train_epoch keeps one GEMM per product in float64)
+@pytest.mark.parametrize("dtype", [np.float32])
+@pytest.mark.parametrize("solver, nesterov", [("adam", True), ("sgd", True), ("sgd", False)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fused_first_layer_step_matches_one_gemm_then_the_optimizer_pass(
+        dtype, solver, nesterov, weighted, restore_block_knobs):
+    # batch 8, 48 hidden units: no split forward; the fused step in blocks of
+    # 16 rows of W_1 (50 rows: 16, 16, 16, 2) must give the very same numbers
+    # as one GEMM for dJ/dW_1 followed by one optimizer pass
+    net, params, X, Y, sw = blocked_problem(dtype, solver, weighted)
+    cb._fuse_bytes_shim(0)
+    whole = epoch_result(cb, net, params, X, Y, sw, solver, nesterov)
+    cb._fuse_bytes_shim(16 * 48 * np.dtype(dtype).itemsize)
+    fused = epoch_result(cb, net, params, X, Y, sw, solver, nesterov)
+    for a, b in zip(whole, fused, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_split_first_layer_forward_agrees_with_numpy(dtype, solver, restore_block_knobs):
+    # 8 x 16 x 50 multiply-adds per block: the first layer's forward product
+    # in 3 blocks of columns (16, 16, 16) and the fused step in blocks of 16 rows
+    net, params, X, Y, sw = blocked_problem(dtype, solver, True)
+    cb._small_gemm_shim(8 * 16 * 50)
+    got = epoch_result(cb, net, params, X, Y, sw, solver)
+    want = epoch_result(nb, net, params, X, Y, sw, solver)
+    rtol = 1e-4
+    for a, b in zip(got, want, strict=True):
+        scale = np.abs(b).max(initial=0.0)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
+
+
+def test_block_knobs_reject_negative_sizes():
+    with pytest.raises(ValueError, match="n_bytes"):
+        cb._fuse_bytes_shim(-1)
+    with pytest.raises(ValueError, match="madds"):
+        cb._small_gemm_shim(-2)
+
+
+@pytest.mark.parametrize("libs, expected", [
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"}], True),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SapphireRapids"},
+      {"user_api": "openmp", "internal_api": "openmp"}], True),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell"}], False),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX"},
+      {"user_api": "blas", "internal_api": "mkl"}], False),
+    ([], False),
+    # SciPy's own OpenBLAS decides; another BLAS (torch's MKL) does not matter
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX",
+       "filepath": os.path.join("site-packages", "scipy.libs", "libscipy_openblas.so")},
+      {"user_api": "blas", "internal_api": "mkl",
+       "filepath": os.path.join("site-packages", "torch", "lib", "libmkl.so")}], True),
+    ([{"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell",
+       "filepath": os.path.join("site-packages", "scipy.libs", "libscipy_openblas.so")},
+      {"user_api": "blas", "internal_api": "openblas", "architecture": "SkylakeX",
+       "filepath": os.path.join("site-packages", "numpy.libs", "libscipy_openblas64_.so")}],
+     False),
+])
+def test_blocked_first_layer_only_where_openblas_has_direct_small_kernels(
+        monkeypatch, libs, expected, restore_block_knobs):
+    import threadpoolctl
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: libs)
+    assert cb._has_direct_small_kernels() is expected
+    cb._small_gemm_shim(-1)
+    cb._decide_small_gemm()
+    assert (cb._small_gemm_shim(-1) > 0) is expected
+
+
+@pytest.mark.parametrize("params", [
+    dict(weight_decay=0.01),
+    dict(solver="sgd", weight_decay=0.01),
+    dict(max_grad_norm=0.5),
+])
+def test_fused_first_layer_applies_decay_and_clipping_like_the_unfused_pass(params):
+    # The first layer's gradient fused with the optimizer pass (small float32
+    # batches) must decay W_1 and clip exactly as the plain pass does.
+    from fastbp import BPClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(96, 784).astype(np.float32)
+    y = rng.randint(10, size=96)
+    previous = cb._small_gemm_shim(1_000_000)  # the blocked path on any BLAS
+    coefs = []
+    try:
+        for fuse_bytes in (32768, 0):
+            old = cb._fuse_bytes_shim(fuse_bytes)
+            try:
+                clf = BPClassifier((256,), batch_size=32, max_iter=1, random_state=0,
+                                   backend="cython", **params)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    clf.fit(X, y)
+            finally:
+                cb._fuse_bytes_shim(old)
+            coefs.append(clf.coefs_)
+    finally:
+        cb._small_gemm_shim(previous)
+    for fused, plain in zip(coefs[0], coefs[1], strict=True):
+        np.testing.assert_array_equal(fused, plain)
