@@ -131,9 +131,8 @@ class _Run:
             return lambda: make_classifier(b, self.cfg["hidden"], batch_size=bs,
                                            max_iter=max_iter, **params)
 
-        n_warm = min(2 * bs, X.shape[0])
-        for _, _, params in CONTROLS:  # first-call costs of each code path
-            time_fit(maker(params, 1)(), X[:n_warm], y[:n_warm])
+        for _, _, params in CONTROLS:  # an untimed round: first-call costs, page faults
+            time_fit(maker(params, 1)(), X, y)
         seconds, fitted = interleaved_fits(
             {key: maker(params, epochs) for key, _, params in CONTROLS}, X, y, rounds)
         rows = self.cfg["rows"]
