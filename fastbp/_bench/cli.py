@@ -23,8 +23,9 @@ import numpy as np
 from . import report as rep
 from .busy import BusyLoad, n_cores
 from .cases import (BACKEND_LABELS, BACKEND_ORDER, CONFIGS, CONTROLS, CONTROLS_BATCH, FLOP_NOTE,
-                    W_CLASSES, make_classifier, make_dense, n_outputs_for, predict_flops, predict_gemms, skip_reason,
-                    torch_available, train_flops, train_gemms, weight_shapes)
+                    W_CLASSES, make_classifier, make_dense, n_outputs_for, predict_flops,
+                    predict_gemms, skip_reason, torch_available, train_flops, train_gemms,
+                    weight_shapes)
 from .measure import (blas_summary, cpu_flags, cpu_model, fit_peak_memory, gemm_floor, gemm_peak,
                       gridsearch_threads, interleaved_fits, load_average, time_call, time_fit,
                       two_fits_threads)
