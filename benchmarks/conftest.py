@@ -125,6 +125,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             [("case", "case", None), ("dtype", "dtype", None), ("backend", "backend", None),
              ("s/epoch", "s_per_epoch", ".4f"), ("% GEMM peak", "pct_peak", ".1f"),
              ("GEMM floor s", "floor_s", ".4f"), ("x floor", "x_floor", ".2f"), *VS], n_left=3)
+    ctl = RESULTS.get("controls", [])
+    base = {r["case"]: r["s_per_epoch"] for r in ctl if r["control"] == "defaults"}
+    section("Training controls, compiled backend (targets: AdamW <= 3%, clipping <= 5% "
+            "over the defaults; one after the other here, interleaved in `python -m "
+            "fastbp bench`):",
+            [dict(r, target_pct=report.TARGET_CONTROL_OVERHEAD.get(r["control"]),
+                  overhead_pct=(100 * (r["s_per_epoch"] / base[r["case"]] - 1)
+                                if r["case"] in base else None)) for r in ctl],
+            [("case", "case", None), ("setting", "setting", None),
+             ("s/epoch", "s_per_epoch", ".4f"), ("overhead %", "overhead_pct", "+.1f"),
+             ("target %", "target_pct", "g"), ("% GEMM peak", "pct_peak", ".1f")])
     busy = RESULTS.get("busy", [])
     section("Busy machine, as many busy-looping processes as cores (targets: fastbp <= 2.5x "
             "its idle time; >= 3x / 3x / 1.5x scikit-learn at batch 32 / 256 / 1024):",

@@ -11,10 +11,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from fastbp import _bench
+from fastbp._bench import cases
 from fastbp._bench import report as rep
+from fastbp._bench.measure import interleaved_fits
 
 
 def _gone(pid):
@@ -129,6 +132,50 @@ def test_bench_busy_rows_pair_each_case_with_its_idle_time(tiny_run):
         assert _gone(pid)
     if sys.platform.startswith("linux"):
         assert _busy_children() == []
+
+
+def test_bench_prices_each_training_control_against_the_defaults(tiny_run):
+    _, printed, report = tiny_run
+    controls = report["controls"]
+    assert [r["control"] for r in controls] == [k for k, _, _ in cases.CONTROLS]
+    rounds = _bench.CONFIGS["tiny"]["controls_rounds"]
+    base = np.array(controls[0]["samples"])
+    for (key, label, params), r in zip(cases.CONTROLS, controls):
+        assert r["setting"] == label and r["backend_key"] == "cython"
+        # the case ran with its own settings (not silently the defaults')
+        want = {"weight_decay": 0.0, "max_grad_norm": None, **params}
+        assert r["applied"] == dict(want, solver="adam", batch_size=256, backend="cython")
+        assert r["batch_size"] == 256 and r["rounds"] == rounds
+        assert len(r["samples"]) == rounds and min(r["samples"]) > 0
+        assert r["s_per_epoch"] == pytest.approx(np.median(r["samples"]))
+        # paired round by round with the defaults, not with another case
+        ratio = np.median(np.array(r["samples"]) / base)
+        assert r["overhead_pct"] == pytest.approx(100 * (ratio - 1))
+        assert r["target_pct"] == rep.TARGET_CONTROL_OVERHEAD.get(key)
+    assert controls[0]["overhead_pct"] == 0
+    assert "after training controls" in report["gemm"]["float32"]["where"]
+    got = {t["target"]: t["met"] for t in report["targets"] if "over the defaults" in t["target"]}
+    assert len(got) == 2 and all(m is None for m in got.values())  # tiny: never judged
+    assert "Training controls" in printed
+    assert printed.count("over the defaults") >= len(cases.CONTROLS)
+
+
+def test_interleaved_fits_run_every_case_each_round_in_rotated_order():
+    calls = []
+
+    class Est:
+        def __init__(self, key):
+            self.key = key
+
+        def fit(self, X, y):
+            calls.append(self.key)
+            return self
+
+    makers = {k: (lambda k=k: Est(k)) for k in "abc"}
+    seconds, fitted = interleaved_fits(makers, None, None, rounds=4)
+    assert calls == list("abc" "bca" "cab" "abc")
+    assert {k: len(v) for k, v in seconds.items()} == {"a": 4, "b": 4, "c": 4}
+    assert {k: e.key for k, e in fitted.items()} == {"a": "a", "b": "b", "c": "c"}
 
 
 def test_bench_prints_load_average_at_start_and_end(tiny_run):
@@ -283,6 +330,32 @@ def test_busy_targets_depend_on_oversubscription():
     assert got["fastbp-cython W batch=32, 2 busy processes: <= 2.5x its idle time"] is True
     assert got["fastbp-cython W batch=32, 2 busy processes: >= 3x scikit-learn"] is True
     assert got["fastbp-cython W batch=32, 1 busy process: <= 2x its idle time"] is False
+
+
+def _controls(judge=True):
+    row = {"case": "W batch=256", "kind": "controls", "backend": "fastbp-cython",
+           "backend_key": "cython", "batch_size": 256, "pct_peak": 40.0, "judge": judge}
+    return [dict(row, control="defaults", setting="defaults", overhead_pct=0.0),
+            dict(row, control="adamw", setting="AdamW", overhead_pct=2.9),
+            dict(row, control="clip", setting="clipping", overhead_pct=5.1),
+            dict(row, control="both", setting="both", overhead_pct=30.0)]
+
+
+def test_training_control_targets_are_three_and_five_percent():
+    report = _report([100.0])
+    report["controls"] = _controls()
+    got = {t["target"]: t["met"] for t in rep.targets(report, n_cores=2)
+           if "over the defaults" in t["target"]}
+    assert got == {"fastbp-cython W batch=256, AdamW: <= 3% over the defaults": True,
+                   "fastbp-cython W batch=256, clipping: <= 5% over the defaults": False}
+
+
+@pytest.mark.parametrize("judge, samples", [(False, [100.0]), (True, [100.0, 80.0])])
+def test_training_control_targets_not_judged_in_small_or_unreliable_runs(judge, samples):
+    report = _report(samples)
+    report["controls"] = _controls(judge)
+    got = [t for t in rep.targets(report, n_cores=2) if "over the defaults" in t["target"]]
+    assert len(got) == 2 and all(t["met"] is None for t in got)
 
 
 # ------------------------------------------------------------ tables

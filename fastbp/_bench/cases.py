@@ -41,23 +41,40 @@ BACKEND_LABELS = {
 W_ROWS, W_FEATURES, W_HIDDEN, W_CLASSES = 20_000, 784, (256,), 10
 W_BATCHES = (32, 256, 1024)
 
+# The training controls the bench prices on W at batch 256, compiled backend:
+# (key, label, parameters); "defaults" is the baseline of the others.
+CONTROLS_BATCH = 256
+CONTROLS = (
+    ("defaults", "defaults", {}),
+    ("adamw", "AdamW (weight_decay=1e-2)", {"weight_decay": 1e-2}),
+    ("clip", "clipping (max_grad_norm=1.0)", {"max_grad_norm": 1.0}),
+    ("both", "AdamW + clipping", {"weight_decay": 1e-2, "max_grad_norm": 1.0}),
+)
+
 # Sizes per mode of ``python -m fastbp bench``: rows of W, features, hidden
 # layers, epochs per timed fit (idle / busy), batch sizes (idle / busy),
 # predict rows, memory rows, threading rows, grid rows, GEMM peak size and
-# repeats.
+# repeats, and the training controls' epochs per fit and interleaved rounds
+# on W's rows (and whether the run judges their targets).
 CONFIGS = {
     "full": dict(rows=W_ROWS, features=W_FEATURES, hidden=W_HIDDEN, epochs=2,
                  batches=W_BATCHES, busy_epochs=1, busy_batches=W_BATCHES,
                  busy_predict=True, predict_rows=100_000, memory_rows=100_000,
-                 thread_rows=10_000, grid_rows=4_000, gemm=1536, gemm_repeats=5),
+                 thread_rows=10_000, grid_rows=4_000, gemm=1536, gemm_repeats=5,
+                 controls_epochs=1, controls_rounds=7,
+                 controls_judge=True),
     "quick": dict(rows=2_048, features=W_FEATURES, hidden=W_HIDDEN, epochs=1,
                   batches=W_BATCHES, busy_epochs=1, busy_batches=(32,),
                   busy_predict=False, predict_rows=20_000, memory_rows=10_000,
-                  thread_rows=2_000, grid_rows=1_000, gemm=768, gemm_repeats=3),
+                  thread_rows=2_000, grid_rows=1_000, gemm=768, gemm_repeats=3,
+                  controls_epochs=1, controls_rounds=2,
+                  controls_judge=False),
     "tiny": dict(rows=512, features=64, hidden=(32,), epochs=1,
                  batches=(32, 256), busy_epochs=1, busy_batches=(32,),
                  busy_predict=True, predict_rows=2_000, memory_rows=1_000,
-                 thread_rows=256, grid_rows=200, gemm=128, gemm_repeats=2),
+                 thread_rows=256, grid_rows=200, gemm=128, gemm_repeats=2,
+                 controls_epochs=1, controls_rounds=2,
+                 controls_judge=False),
 }
 
 
@@ -103,8 +120,11 @@ def skip_reason(backend, *, activation="relu", solver="adam", sparse_input=False
 def make_classifier(backend, hidden=(256,), *, activation="relu", solver="adam",
                     batch_size=256, max_iter=1, alpha=1e-4, learning_rate_init=1e-3,
                     momentum=0.9, nesterovs_momentum=True, maxout_pieces=2,
-                    random_state=0):
-    """A classifier doing a fixed number of epochs (no early stop) on ``backend``."""
+                    random_state=0, weight_decay=0.0, max_grad_norm=None):
+    """A classifier doing a fixed number of epochs (no early stop) on ``backend``.
+
+    ``weight_decay`` and ``max_grad_norm`` are fastbp's own training
+    controls: only fastbp's backends take them."""
     kw = dict(
         hidden_layer_sizes=tuple(hidden), activation=activation, solver=solver,
         batch_size=batch_size, max_iter=max_iter, alpha=alpha,
@@ -117,8 +137,12 @@ def make_classifier(backend, hidden=(256,), *, activation="relu", solver="adam",
     if backend in ("cython", "cython-1t", "numpy"):
         from ..estimators import BPClassifier
 
-        est = BPClassifier(backend=backend.split("-")[0], maxout_pieces=maxout_pieces, **kw)
+        est = BPClassifier(backend=backend.split("-")[0], maxout_pieces=maxout_pieces,
+                           weight_decay=weight_decay, max_grad_norm=max_grad_norm, **kw)
         return _OneThread(est) if backend == "cython-1t" else est
+    if weight_decay or max_grad_norm is not None:
+        raise ValueError(f"weight_decay and max_grad_norm are fastbp's; backend {backend!r} "
+                         "has neither")
     if backend in ("sklearn", "sklearn-1t"):
         from sklearn.neural_network import MLPClassifier
 

@@ -1,7 +1,8 @@
 """``python -m fastbp bench``: the command, and the order of its phases.
 
 Phases, in one process: the GEMM peak; workload W at each batch size on an
-idle machine, each case beside its GEMM floor; predict throughput; the same
+idle machine, each case beside its GEMM floor; predict throughput; the cost
+of the training controls (AdamW, gradient clipping) at batch 256; the same
 training (and predict) cases while busy-looping processes run; the peak
 memory of fit; two fits in two threads and GridSearchCV. The GEMM peak is
 measured again between phases: a run whose peaks disagree judges nothing.
@@ -21,11 +22,13 @@ import numpy as np
 
 from . import report as rep
 from .busy import BusyLoad, n_cores
-from .cases import (BACKEND_LABELS, BACKEND_ORDER, CONFIGS, FLOP_NOTE, W_CLASSES, make_classifier,
-                    make_dense, n_outputs_for, predict_flops, predict_gemms, skip_reason,
-                    torch_available, train_flops, train_gemms, weight_shapes)
+from .cases import (BACKEND_LABELS, BACKEND_ORDER, CONFIGS, CONTROLS, CONTROLS_BATCH, FLOP_NOTE,
+                    W_CLASSES, make_classifier, make_dense, n_outputs_for, predict_flops,
+                    predict_gemms, skip_reason, torch_available, train_flops, train_gemms,
+                    weight_shapes)
 from .measure import (blas_summary, cpu_flags, cpu_model, fit_peak_memory, gemm_floor, gemm_peak,
-                      gridsearch_threads, load_average, time_call, time_fit, two_fits_threads)
+                      gridsearch_threads, interleaved_fits, load_average, time_call, time_fit,
+                      two_fits_threads)
 from .torch_ref import torch_version
 
 
@@ -39,7 +42,7 @@ class _Run:
             cfg["rows"], cfg["features"], "-".join(map(str, cfg["hidden"])), W_CLASSES,
             dtype.name)
         self.report = {"meta": {}, "gemm": {}, "flop_note": FLOP_NOTE, "results": [],
-                       "busy": [], "predict": [], "memory": [], "threading": [],
+                       "busy": [], "predict": [], "controls": [], "memory": [], "threading": [],
                        "targets": [], "reliable": True, "unreliable_reasons": []}
         self.fitted = {}  # backend -> estimator fitted for the predict cases
 
@@ -110,6 +113,51 @@ class _Run:
                 "gflops": predict_flops(n, self.shapes) / secs / 1e9,
                 "floor": floor, "floor_s": _floor_for(b, floor),
                 "x_floor": secs / _floor_for(b, floor)}
+
+    # ---- the training controls
+    def controls(self, X, y):
+        """Workload W at batch 256 on the compiled backend with the defaults,
+        AdamW, clipping and both, interleaved round by round; each overhead is
+        the median over the rounds of the case's time over the defaults' time
+        in the same round."""
+        b, bs, epochs = "cython", CONTROLS_BATCH, self.cfg["controls_epochs"]
+        if b not in self.backends:
+            self.log(f"# training controls: skipped ({BACKEND_LABELS[b]} not in this run)")
+            return
+        rounds = self.cfg["controls_rounds"]
+        self.log(f"# training controls, {self.case} batch={bs}, {BACKEND_LABELS[b]}: "
+                 f"{len(CONTROLS)} cases interleaved, {rounds} rounds")
+
+        def maker(params, max_iter):
+            return lambda: make_classifier(b, self.cfg["hidden"], batch_size=bs,
+                                           max_iter=max_iter, **params)
+
+        for _, _, params in CONTROLS:  # an untimed round: first-call costs, page faults
+            time_fit(maker(params, 1)(), X, y)
+        seconds, fitted = interleaved_fits(
+            {key: maker(params, epochs) for key, _, params in CONTROLS}, X, y, rounds)
+        rows = self.cfg["rows"]
+        flops = train_flops(rows, self.shapes)
+        base = [t / epochs for t in seconds["defaults"]]
+        for key, label, params in CONTROLS:
+            spe = [t / epochs for t in seconds[key]]
+            got = fitted[key].get_params()
+            r = {"case": f"{self.case} batch={bs}", "kind": "controls", "control": key,
+                 "setting": label, "params": params,
+                 "applied": {k: got[k] for k in ("weight_decay", "max_grad_norm", "solver",
+                                                 "batch_size", "backend")},
+                 "backend": BACKEND_LABELS[b], "backend_key": b, "batch_size": bs,
+                 "dtype": self.dtype.name, "n_samples": rows, "epochs": epochs,
+                 "rounds": rounds, "samples": spe, "s_per_epoch": float(np.median(spe)),
+                 "spread_pct": 100.0 * (max(spe) / min(spe) - 1.0),
+                 "overhead_pct": 100.0 * (float(np.median(np.divide(spe, base))) - 1.0),
+                 "target_pct": rep.TARGET_CONTROL_OVERHEAD.get(key),
+                 "judge": bool(self.cfg["controls_judge"])}
+            r["gflops"] = flops / r["s_per_epoch"] / 1e9
+            self.report["controls"].append(r)
+            self.log(f"#   {label:<30} {r['s_per_epoch']:9.4f} s/epoch "
+                     f"{r['overhead_pct']:+6.1f}% over the defaults")
+        self.peak("after training controls")
 
     # ---- the busy machine
     def busy_phase(self, X, y, Xp):
@@ -196,7 +244,7 @@ class _Run:
 
     def finish(self):
         best = self.report["gemm"][self.dtype.name]["gflops"]
-        for topic in ("results", "predict", "busy"):
+        for topic in ("results", "predict", "busy", "controls"):
             for r in self.report[topic]:
                 r["pct_peak"] = 100.0 * r["gflops"] / best
         reliable, reasons = rep.reliability(self.report)
@@ -229,6 +277,7 @@ def run(cfg, backends, dtype=np.float32, busy=(), log=print):
     r.train_idle(X, y)
     Xp, yp = make_dense(cfg["predict_rows"], cfg["features"], W_CLASSES, r.dtype, seed=2)
     r.predict_idle(Xp, yp)
+    r.controls(X, y)
     r.peak("before busy")
     if r.busy:
         r.busy_phase(X, y, Xp)

@@ -1,5 +1,5 @@
 """How the bench measures: wall time of a fit or a call, the peak memory of
-a fit, two fits in two threads, the machine's GEMM peak and a case's GEMM
+a fit, cases fitted interleaved, two fits in two threads, the machine's GEMM peak and a case's GEMM
 floor, and the environment the numbers were taken in."""
 
 import contextlib
@@ -48,6 +48,24 @@ def time_call(fn, *args):
         t = time.perf_counter()
         out = fn(*args)
         return time.perf_counter() - t, out
+
+
+def interleaved_fits(makers, X, y, rounds):
+    """Fit every case of ``makers`` (``{key: make}``, ``make()`` a fresh
+    estimator) once per round for ``rounds`` rounds, the order rotated each
+    round so that no case always runs first or after the same neighbour; the
+    cases share the drift of the machine. Returns ``{key: [seconds of each
+    round]}`` and ``{key: the last estimator fitted}``."""
+    keys = list(makers)
+    seconds = {k: [] for k in keys}
+    fitted = {}
+    for i in range(rounds):
+        shift = i % len(keys)
+        for k in keys[shift:] + keys[:shift]:
+            est = makers[k]()
+            seconds[k].append(time_fit(est, X, y))
+            fitted[k] = est
+    return seconds, fitted
 
 
 def fit_peak_memory(est, X, y):

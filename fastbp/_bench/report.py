@@ -17,6 +17,7 @@ TARGET_BUSY_SLOWDOWN = 2.5          # oversubscribed: <= 2.5x own idle time
 TARGET_ONE_BUSY_SLOWDOWN = 2.0      # fewer busy processes than cores: <= 2x
 TARGET_MEMORY_FRACTION = 0.25
 TARGET_THREADS_SPEEDUP = 1.6
+TARGET_CONTROL_OVERHEAD = {"adamw": 3.0, "clip": 5.0}  # % of the defaults' epoch
 MAX_PEAK_SPREAD = 0.10              # GEMM peaks of one run may differ by 10%
 
 
@@ -103,7 +104,7 @@ def reliability(report):
                     f"{name} GEMM peaks measured in this run disagree by {100 * spread:.0f}% "
                     f"(> {100 * MAX_PEAK_SPREAD:.0f}%): "
                     + ", ".join(f"{s:.1f}" for s in samples) + " GFLOP/s")
-    for topic in ("results", "predict", "busy"):
+    for topic in ("results", "predict", "busy", "controls"):
         for r in report.get(topic, []):
             if (r.get("pct_peak") or 0) > 100:
                 reasons.append(f"{r['backend']} {r['case']} ran at {r['pct_peak']:.0f}% of "
@@ -167,6 +168,15 @@ def targets(report, n_cores):
         if r.get("speedup_vs_torch") is not None:
             out.append(_target(f"{label} {r['case']}, {where}: faster than PyTorch",
                                f"{r['speedup_vs_torch']:.2f}x", r["speedup_vs_torch"] > 1))
+    for r in report.get("controls", []):
+        t = TARGET_CONTROL_OVERHEAD.get(r["control"])
+        if t is None:
+            continue
+        row = _target(f"{r['backend']} {r['case']}, {r['setting']}: <= {t:g}% over the "
+                      "defaults", f"{r['overhead_pct']:+.1f}%", r["overhead_pct"] <= t)
+        if not r.get("judge", True):  # --quick / --tiny: too small to judge
+            row["met"] = None
+        out.append(row)
     for r in report.get("memory", []):
         if r["backend_key"] in ("cython", "numpy", "sklearn"):
             out.append(_target(f"{r['backend']} fit peak extra memory <= "
@@ -223,6 +233,11 @@ PREDICT_COLUMNS = [
     ("GEMM floor s", "floor_s", ".4f"), ("x floor", "x_floor", ".2f"),
     ("vs sklearn", "speedup_vs_sklearn", ".2f"), ("vs numpy", "speedup_vs_numpy", ".2f"),
 ]
+CONTROLS_COLUMNS = [
+    ("setting", "setting", None), ("s/epoch", "s_per_epoch", ".4f"),
+    ("overhead %", "overhead_pct", "+.1f"), ("target %", "target_pct", "g"),
+    ("spread %", "spread_pct", ".1f"), ("GFLOP/s", "gflops", ".1f"),
+]
 BUSY_COLUMNS = [
     ("case", "case", None), ("backend", "backend", None), ("busy procs", "busy_procs", "d"),
     ("idle s", "idle_seconds", ".4f"), ("busy s", "seconds", ".4f"),
@@ -257,6 +272,15 @@ def format_report(report, header=True, use_rich=None):
         lines.append("")
         lines.append("Inference throughput:")
         table(report["predict"], PREDICT_COLUMNS)
+    if report.get("controls"):
+        c = report["controls"][0]
+        lines.append("")
+        lines.append(f"Training controls, {c['case']}, {c['backend']} ({c['rounds']} "
+                     "interleaved rounds; overhead = median over the rounds of the case "
+                     "over the defaults of the same round; spread = slowest / fastest "
+                     "round of the case):")
+        lines.append(render_table(report["controls"], CONTROLS_COLUMNS, n_left=1,
+                                  use_rich=use_rich))
     if report["memory"]:
         lines.append("")
         lines.append("Peak extra memory of fit beyond X (tracemalloc; 1 epoch, batch 256):")
