@@ -66,8 +66,12 @@ PROBE_AFTER_MAX = 16.0
 # The winner's time per unit drifting by more than this factor from its
 # time when it won (either way) triggers a probe round at once.
 DRIFT = 1.5
-# A probed count replaces the winner only when this much faster per unit.
+# A probed count replaces the winner only when this much faster per unit:
+# a little for fewer threads, more for more threads, whose single probe chunk
+# on a machine with busy cores can win by luck and then collapse (seen at
+# batch 1024 with two busy processes: the count flipped back and forth).
 SWITCH_MARGIN = 0.95
+SWITCH_UP_MARGIN = 0.8
 # Weight of the newest chunk in the winner's moving average time per unit.
 SMOOTHING = 0.3
 # Chunks measured per candidate when a key is new.
@@ -354,6 +358,9 @@ class BlasThreads:
                     # while probing keeps losing (a noisy machine).
                     stats.next_probe = min(stats.next_probe, max(
                         now, stats.last_round + stats.wait / 8))
+                    # the probe competes with what the winner does now, not
+                    # with an average that still remembers the old machine
+                    stats.avg = per_unit
                 elif slower or faster:
                     stats.ref = stats.avg  # no count to try that way
 
@@ -366,7 +373,8 @@ class BlasThreads:
         else:
             best, won = stats.best, False
             for c, t in sorted(stats.round.items(), key=lambda ct: ct[1]):
-                if t < SWITCH_MARGIN * stats.avg:
+                margin = SWITCH_UP_MARGIN if c > stats.best else SWITCH_MARGIN
+                if t < margin * stats.avg:
                     best, won = c, True
                 break
         if won:

@@ -523,3 +523,41 @@ def test_many_threads_of_sessions_leave_the_setting_as_it_was(two_blas_threads):
         t.join()
     assert errors == []
     assert _real_counts() == before
+
+
+@pytest.mark.parametrize("probe_gain, switches", [(0.85, False), (0.7, True)])
+def test_more_threads_must_win_a_probe_clearly(probe_gain, switches):
+    # One thread wins on a busy machine; later a probe with two threads is
+    # faster by (1 - probe_gain): a single lucky chunk 15% faster must not
+    # bring back a count that collapses, a clear 30% must.
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, busy, 6)
+    assert lib.n == 2 and run_chunks(policy, clock, lib, busy, 1) == [1]
+
+    def later(n):
+        return busy(1) * (probe_gain if n == 2 else 1.0)
+
+    clock.t += bt.PROBE_AFTER_MAX       # the next probe round is due
+    used = run_chunks(policy, clock, lib, later, 6)
+    assert 2 in used                    # the probe ran
+    assert (used[-1] == 2) is switches
+
+
+def test_a_drift_probe_competes_with_the_winners_present_speed():
+    # Two threads won on an idle machine; a core becomes busy and makes them
+    # 5x slower, one thread now beats them but is still slower than their old
+    # average: the probe must compare with what two threads do now.
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+
+    def now_busy(n):
+        return {1: 2.0, 2: 3.0}[n] * MS
+
+    with policy.session("k", BIG) as s:
+        run_chunks(policy, clock, lib, idle, 8, session=s)
+        assert lib.n == 2
+        clock.t += bt.PROBE_AFTER / 4   # a drift may trigger a probe at once
+        used = run_chunks(policy, clock, lib, now_busy, 5, session=s)
+    assert used[:2] == [2, 1]
+    assert used[2:] == [1, 1, 1]
