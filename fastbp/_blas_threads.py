@@ -64,8 +64,14 @@ TINY_GEMM = 2 ** 14
 PROBE_AFTER = 1.0
 PROBE_AFTER_MAX = 16.0
 # The winner's time per unit drifting by more than this factor from its
-# time when it won (either way) triggers a probe round at once.
+# time when it won (either way) triggers a probe round at once: at most every
+# DRIFT_WAIT seconds, doubling while drift rounds lose (a noisy machine), up to
+# DRIFT_WAIT_MAX. (Kept apart from the periodic probes' back-off: after a long
+# idle run that back-off is at its maximum, and a core becoming busy must still
+# be noticed within a few chunks.)
 DRIFT = 1.5
+DRIFT_WAIT = 0.05
+DRIFT_WAIT_MAX = PROBE_AFTER_MAX / 8
 # A probed count replaces the winner only when this much faster per unit:
 # a little for fewer threads, more for more threads, whose single probe chunk
 # on a machine with busy cores can win by luck and then collapse (seen at
@@ -152,7 +158,7 @@ class _KeyStats:
     """What was measured for one (key, bound): time per unit by count."""
 
     __slots__ = ("queue", "exploring", "round", "best", "top", "ref", "avg",
-                 "next_probe", "last_round", "wait")
+                 "next_probe", "last_round", "wait", "drift_wait", "drifted")
 
     def __init__(self, candidates):
         self.queue = list(candidates) * EXPLORE_ROUNDS
@@ -165,6 +171,8 @@ class _KeyStats:
         self.next_probe = 0.0
         self.last_round = 0.0  # when the last round ended
         self.wait = PROBE_AFTER
+        self.drift_wait = DRIFT_WAIT
+        self.drifted = False  # the coming round was triggered by a drift
 
 
 class _Thread(threading.local):
@@ -354,10 +362,11 @@ class BlasThreads:
                 faster = stats.avg < stats.ref / DRIFT
                 if (slower and stats.best > 1) or (faster and stats.best < stats.top):
                     # The machine changed (a core became busy, or free):
-                    # probe now, but not more often than every wait / 8 s
-                    # while probing keeps losing (a noisy machine).
+                    # probe now, but not more often than every drift_wait s
+                    # while drift rounds keep losing (a noisy machine).
                     stats.next_probe = min(stats.next_probe, max(
-                        now, stats.last_round + stats.wait / 8))
+                        now, stats.last_round + stats.drift_wait))
+                    stats.drifted = True
                     # the probe competes with what the winner does now, not
                     # with an average that still remembers the old machine
                     stats.avg = per_unit
@@ -381,11 +390,15 @@ class BlasThreads:
             stats.best = best
             stats.ref = stats.avg = stats.round[best]
             stats.wait = PROBE_AFTER
+            stats.drift_wait = DRIFT_WAIT
         else:
             # The winner stays; its present speed is the new reference, so a
             # drift already seen does not trigger the next round at once.
             stats.ref = stats.avg
             stats.wait = min(2 * stats.wait, PROBE_AFTER_MAX)
+            if stats.drifted:
+                stats.drift_wait = min(2 * stats.drift_wait, DRIFT_WAIT_MAX)
+        stats.drifted = False
         stats.next_probe = now + stats.wait
         stats.last_round = now
         stats.round = {}

@@ -561,3 +561,15 @@ def test_a_drift_probe_competes_with_the_winners_present_speed():
         used = run_chunks(policy, clock, lib, now_busy, 5, session=s)
     assert used[:2] == [2, 1]
     assert used[2:] == [1, 1, 1]
+
+
+def test_a_core_becoming_busy_after_a_long_idle_run_is_noticed_within_chunks():
+    # Hours of idle training back the periodic probes off to their longest
+    # wait; a core becoming busy must still switch to one thread at once.
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    with policy.session("k", BIG) as s:
+        run_chunks(policy, clock, lib, idle, 8000, session=s)   # ~50 s
+        assert lib.n == 2
+        used = run_chunks(policy, clock, lib, busy, 6, session=s)
+    assert used[-3:] == [1, 1, 1]
