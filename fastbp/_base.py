@@ -16,7 +16,6 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.callback import CallbackSupportMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import check_scoring
 from sklearn.utils import check_random_state, shuffle
 
 from . import activations as act
@@ -31,7 +30,7 @@ from ._compat import (
     _fit_context,
     validate_data,
 )
-from ._early_stopping import validation_split
+from ._early_stopping import EarlyStoppingMixin, validation_split
 from ._validation import check_sparse_structure, csr_for_kernels
 from .backends import BACKENDS, get_backend
 from .network import Network
@@ -65,7 +64,7 @@ def _check_batch_weights(sample_weight, order, batch_size):
         )
 
 
-class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
+class _BaseBP(EarlyStoppingMixin, CallbackSupportMixin, BaseEstimator, ABC):
     """Shared base of BPClassifier and BPRegressor. Not for direct use."""
 
     _parameter_constraints: dict = {
@@ -316,44 +315,6 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
         if not incremental and self._net.out_activation == "exp":
             self._warn_if_predictions_overflow(backend, X)
         return self
-
-    def _validate_validation_set(self, X_val, y_val, sample_weight_val, dtype):
-        """``(X_val, Y_val, y_val, sample_weight_val)`` of the user's
-        validation set: X for the backends, the encoded target, the target
-        as ``score`` takes it, the weights (or None)."""
-        check_sparse_structure(X_val)
-        X_val = validate_data(
-            self, X_val, accept_sparse=["csr", "csc"], reset=False, dtype=dtype,
-        )
-        y_val, Y_val = self._encode_validation_target(y_val, X_val.shape[0])
-        if sample_weight_val is not None:
-            sample_weight_val = _check_sample_weight(sample_weight_val, X_val, dtype=dtype)
-        if X_val.shape[0] < 1:
-            raise ValueError("X_val has no sample.")
-        return (
-            self._prepare_X(X_val), np.ascontiguousarray(Y_val, dtype=dtype), y_val,
-            sample_weight_val,
-        )
-
-    def _make_scorer(self, backend):
-        """The validation score ``f(X_val, Y_val, y_val, sample_weight_val)``
-        of early stopping (higher is better)."""
-        scoring = self.scoring
-        if scoring is None:
-            return lambda X, Y, y, sw: self._score(X, y, sample_weight=sw)
-        if isinstance(scoring, str) and scoring == "loss":
-            def neg_loss(X, Y, y, sw):
-                with np.errstate(over="ignore", invalid="ignore"):
-                    loss = backend.loss_grad(self._net, self._params, X, Y, sw, 0.0)[0]
-                return -loss if np.isfinite(loss) else np.nan
-            return neg_loss
-        scorer = check_scoring(self, scoring=scoring)
-
-        def score(X, y_true, sw):
-            if sw is None:
-                return float(scorer(self, X, y_true))
-            return float(scorer(self, X, y_true, sample_weight=sw))
-        return lambda X, Y, y, sw: score(X, y, sw)
 
     def _apply_class_weight(self, Y, sample_weight, dtype, incremental):
         """``sample_weight`` times the class weights of the rows (classifier
@@ -615,33 +576,6 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, ABC):
                 f"(now {self.learning_rate_init}).",
                 ConvergenceWarning,
             )
-
-    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight, Y=None,
-                                     scorer=None):
-        if early_stopping:
-            if scorer is None:
-                val_score = self._score(X, y, sample_weight=sample_weight)
-            else:
-                val_score = scorer(X, Y, y, sample_weight)
-            self.validation_scores_.append(val_score)
-            if self.verbose:
-                print("Validation score: %f" % self.validation_scores_[-1])
-            last_valid_score = self.validation_scores_[-1]
-            if last_valid_score < (self.best_validation_score_ + self.tol):
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if last_valid_score > self.best_validation_score_:
-                self.best_validation_score_ = last_valid_score
-                self._best_params[...] = self._params
-                self.best_epoch_ = len(self.validation_scores_)
-        else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
