@@ -33,7 +33,7 @@ from ._compat import (
 from ._early_stopping import EarlyStoppingMixin, validation_split
 from ._validation import check_sparse_structure, csr_for_kernels
 from .backends import BACKENDS, get_backend
-from .network import Network
+from .network import INITS, Network
 from .solvers import Hyper, OptState, minimize_lbfgs
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -69,7 +69,9 @@ class _BaseBP(EarlyStoppingMixin, CallbackSupportMixin, BaseEstimator, ABC):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(act.HIDDEN_ACTIVATIONS) | set(act.ALIASES))],
+        "activation": [
+            StrOptions(set(act.HIDDEN_ACTIVATIONS) | set(act.ALIASES)), list, tuple
+        ],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -97,6 +99,10 @@ class _BaseBP(EarlyStoppingMixin, CallbackSupportMixin, BaseEstimator, ABC):
         "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
         "warmup_fraction": [Interval(Real, 0, 1, closed="both")],
         "scoring": [str, callable, None],
+        "negative_slope": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), list, tuple],
+        "init": [StrOptions(set(INITS))],
+        "transform_layer": [Integral],
     }
 
     @abstractmethod
@@ -107,7 +113,8 @@ class _BaseBP(EarlyStoppingMixin, CallbackSupportMixin, BaseEstimator, ABC):
         early_stopping, validation_fraction, beta_1, beta_2, epsilon,
         n_iter_no_change, max_fun, maxout_pieces, backend,
         weight_decay=0.0, max_grad_norm=None, warmup_fraction=0.0,
-        scoring=None,
+        scoring=None, negative_slope=0.01, dropout=0.0, init="glorot_uniform",
+        transform_layer=-1,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -139,6 +146,10 @@ class _BaseBP(EarlyStoppingMixin, CallbackSupportMixin, BaseEstimator, ABC):
         self.max_grad_norm = max_grad_norm
         self.warmup_fraction = warmup_fraction
         self.scoring = scoring
+        self.negative_slope = negative_slope
+        self.dropout = dropout
+        self.init = init
+        self.transform_layer = transform_layer
 
     # ------------------------------------------------------------ helpers
     def _hidden_sizes(self):

@@ -135,6 +135,32 @@ default="constant"
         ``w = ceil(warmup_fraction * max_iter)`` warm-up epochs uses
         ``(e + 1) / w`` times the scheduled rate ("sgd", "adam"). For example
         ``warmup_fraction=0.1, learning_rate="cosine"``.""",
+    "negative_slope": """\
+    negative_slope : float, default=0.01
+        Slope of "leaky_relu" units for negative inputs,
+        ``f(x) = x if x > 0 else negative_slope * x`` (at least 0). Ignored by
+        the other activations.""",
+    "dropout": """\
+    dropout : float or list of float, default=0.0
+        Inverted dropout on the hidden units while training with "sgd" or
+        "adam": each minibatch sets each unit's output to 0 with this
+        probability (in ``[0, 1)``) and scales the kept ones by
+        ``1 / (1 - dropout)``, so nothing changes at prediction. A list gives
+        one rate per hidden layer. 0 draws no random numbers: the fit is the
+        same as without dropout. Not available with "lbfgs". For example
+        ``dropout=0.2`` or ``dropout=[0.5, 0.2]``.""",
+    "init": """\
+    init : {"glorot_uniform", "glorot_normal", "he_uniform", "he_normal", \
+"lecun_normal", "orthogonal"}, default="glorot_uniform"
+        How the weights are drawn from ``random_state`` before the first
+        epoch. "glorot_uniform" is scikit-learn's initialisation (the same
+        numbers for the same ``random_state``); "he_*" suit relu-like units,
+        "lecun_normal" suits "selu". For example
+        ``activation="selu", init="lecun_normal"``.""",
+    "transform_layer": """\
+    transform_layer : int, default=-1
+        The hidden layer whose activations ``transform`` returns, indexed as a
+        Python list of the hidden layers: -1 the last, 0 the first.""",
     "loss_": """\
     loss_ : float
         The training loss (with the L2 penalty) of the last epoch or

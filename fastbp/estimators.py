@@ -119,6 +119,10 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         multilabel targets only "balanced" (each label balanced on its own,
         a row weighing the product, as ``compute_sample_weight`` does). For example
         ``class_weight={0: 1.0, 1: 10.0}`` or ``class_weight="balanced"``.
+    {negative_slope}
+    {dropout}
+    {init}
+    {transform_layer}
 
     Attributes
     ----------
@@ -210,6 +214,10 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         warmup_fraction=0.0,
         scoring=None,
         class_weight=None,
+        negative_slope=0.01,
+        dropout=0.0,
+        init="glorot_uniform",
+        transform_layer=-1,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation,
@@ -224,6 +232,8 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
             maxout_pieces=maxout_pieces, backend=backend,
             weight_decay=weight_decay, max_grad_norm=max_grad_norm,
             warmup_fraction=warmup_fraction, scoring=scoring,
+            negative_slope=negative_slope, dropout=dropout, init=init,
+            transform_layer=transform_layer,
         )
         self.class_weight = class_weight
 
@@ -522,6 +532,10 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
         (e.g. "balanced_accuracy"), or a callable ``scorer(estimator, X, y)``
         as in ``HistGradientBoosting*``. ``validation_scores_`` holds its
         values. For example ``scoring="neg_log_loss"``.
+    {negative_slope}
+    {dropout}
+    {init}
+    {transform_layer}
 
     Attributes
     ----------
@@ -613,6 +627,10 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
         max_grad_norm=None,
         warmup_fraction=0.0,
         scoring=None,
+        negative_slope=0.01,
+        dropout=0.0,
+        init="glorot_uniform",
+        transform_layer=-1,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation,
@@ -627,6 +645,8 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
             maxout_pieces=maxout_pieces, backend=backend,
             weight_decay=weight_decay, max_grad_norm=max_grad_norm,
             warmup_fraction=warmup_fraction, scoring=scoring,
+            negative_slope=negative_slope, dropout=dropout, init=init,
+            transform_layer=transform_layer,
         )
         self.out_activation = out_activation
 

@@ -13,6 +13,12 @@ import numpy as np
 
 from . import activations as act
 
+# Weight initialisations; the first is scikit-learn's and the default.
+INITS = (
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+    "lecun_normal", "orthogonal",
+)
+
 
 class Network:
     """Shape of a multilayer perceptron, independent of its parameter values.
