@@ -254,7 +254,7 @@ class _BaseBP(EarlyStoppingMixin, CallbackSupportMixin, BaseEstimator, ABC):
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
         net = self._make_network(layer_units, dtype)
-        params = net.init_params(self._random_state)
+        params = net.init_params(self._random_state, self.init)
         self._set_buffer(net, params)
         self._best_params = params.copy()
         self.__dict__.pop("_opt_state", None)

@@ -185,20 +185,45 @@ class Network:
             out[o : o + fo] = b
         return out
 
-    def init_params(self, random_state):
-        """Glorot-uniform initialisation, drawing exactly as scikit-learn does.
+    def init_params(self, random_state, init="glorot_uniform"):
+        """Initial weights and biases drawn from ``random_state``.
 
-        For each layer in turn the weights then the biases are drawn from
-        U(-bound, bound), bound = sqrt(factor / (fan_in + fan_out)), factor 2
-        for logistic units and 6 otherwise.
+        ``init`` is one of :data:`INITS`. Each layer is drawn in turn, from
+        its real weight shape ``(fan_in, fan_out)`` (a maxout hidden layer
+        has ``units * maxout_pieces`` columns, so that is its ``fan_out``):
+
+        * "glorot_uniform", scikit-learn's, drawing exactly as it does: the
+          weights then the biases from U(-bound, bound),
+          bound = sqrt(factor / (fan_in + fan_out)), factor 2 for logistic
+          units and 6 otherwise;
+        * "glorot_normal": N(0, sqrt(2 / (fan_in + fan_out)));
+        * "he_uniform": U(-sqrt(6 / fan_in), sqrt(6 / fan_in));
+        * "he_normal": N(0, sqrt(2 / fan_in));
+        * "lecun_normal": N(0, sqrt(1 / fan_in));
+        * "orthogonal": the Q factor of the QR decomposition of a standard
+          Gaussian matrix, its signs corrected by those of R's diagonal (so
+          the draw is uniform over orthogonal matrices): orthonormal columns
+          when fan_in >= fan_out, orthonormal rows otherwise.
+
+        The normals are not truncated. Every init but "glorot_uniform"
+        starts the biases at zero (and draws no numbers for them).
         """
         params = np.empty(self.n_params, dtype=self.dtype)
         coefs, intercepts = self.views(params)
-        factor = 2.0 if self.activation == "logistic" else 6.0
+        if init == "glorot_uniform":
+            factor = 2.0 if self.activation == "logistic" else 6.0
+            for W, b, (fi, fo) in zip(coefs, intercepts, self.coef_shapes):
+                bound = np.sqrt(factor / (fi + fo))
+                W[...] = random_state.uniform(-bound, bound, (fi, fo))
+                b[...] = random_state.uniform(-bound, bound, fo)
+            return params
+        try:
+            draw = _WEIGHT_DRAWS[init]
+        except KeyError:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}.") from None
         for W, b, (fi, fo) in zip(coefs, intercepts, self.coef_shapes):
-            bound = np.sqrt(factor / (fi + fo))
-            W[...] = random_state.uniform(-bound, bound, (fi, fo))
-            b[...] = random_state.uniform(-bound, bound, fo)
+            W[...] = draw(random_state, fi, fo)
+            b[...] = 0.0
         return params
 
     def __repr__(self):
@@ -207,3 +232,23 @@ class Network:
             f"out_activation={self.out_activation!r}, loss={self.loss!r}, "
             f"dtype={self.dtype.name})"
         )
+
+
+def _orthogonal(random_state, fan_in, fan_out):
+    """A (fan_in, fan_out) matrix with orthonormal columns (fan_in >= fan_out)
+    or rows (fan_in < fan_out), uniformly distributed."""
+    rows, cols = max(fan_in, fan_out), min(fan_in, fan_out)
+    Q, R = np.linalg.qr(random_state.standard_normal((rows, cols)))
+    # QR's Q is not uniform over orthogonal matrices unless diag(R) > 0.
+    Q *= np.where(np.diag(R) < 0, -1.0, 1.0)
+    return Q if fan_in >= fan_out else Q.T
+
+
+# init -> draw(random_state, fan_in, fan_out) of one weight matrix (float64).
+_WEIGHT_DRAWS = {
+    "glorot_normal": lambda rs, fi, fo: rs.normal(0.0, np.sqrt(2.0 / (fi + fo)), (fi, fo)),
+    "he_uniform": lambda rs, fi, fo: rs.uniform(-np.sqrt(6.0 / fi), np.sqrt(6.0 / fi), (fi, fo)),
+    "he_normal": lambda rs, fi, fo: rs.normal(0.0, np.sqrt(2.0 / fi), (fi, fo)),
+    "lecun_normal": lambda rs, fi, fo: rs.normal(0.0, np.sqrt(1.0 / fi), (fi, fo)),
+    "orthogonal": _orthogonal,
+}
