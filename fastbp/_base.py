@@ -13,11 +13,12 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.callback import CallbackSupportMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state, shuffle
 
+from . import _numpy_backend
 from . import activations as act
 from ._callbacks import FitCallbacks, LbfgsBridge
 from ._compat import (
@@ -28,6 +29,7 @@ from ._compat import (
     _check_optimize_result,
     _check_sample_weight,
     _fit_context,
+    check_is_fitted,
     validate_data,
 )
 from ._early_stopping import EarlyStoppingMixin, validation_split
@@ -64,7 +66,10 @@ def _check_batch_weights(sample_weight, order, batch_size):
         )
 
 
-class _BaseBP(EarlyStoppingMixin, CallbackSupportMixin, BaseEstimator, ABC):
+class _BaseBP(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, EarlyStoppingMixin,
+    CallbackSupportMixin, BaseEstimator, ABC,
+):
     """Shared base of BPClassifier and BPRegressor. Not for direct use."""
 
     _parameter_constraints: dict = {
@@ -686,6 +691,62 @@ default=None
             X = np.ascontiguousarray(X, dtype=params.dtype)
         return get_backend(self.backend).forward(net, params, X, logits=logits)
 
+    # --------------------------------------------------------- transform
+    def _transform_layer_index(self, n_hidden):
+        """``transform_layer`` as an index in ``0 .. n_hidden - 1``."""
+        layer = self.transform_layer
+        if not -n_hidden <= layer < n_hidden:
+            raise ValueError(
+                f"transform_layer={layer} is out of range: the network has "
+                f"{n_hidden} hidden layer{'s' if n_hidden != 1 else ''}, so "
+                f"transform_layer must be in [{-n_hidden}, {n_hidden - 1}]."
+            )
+        return layer % n_hidden
+
+    @property
+    def _n_features_out(self):
+        """Width of the hidden layer ``transform`` returns (units, after
+        maxout's max); AttributeError before fit, so the estimator counts as
+        unfitted for ``get_feature_names_out``."""
+        if not hasattr(self, "coefs_"):
+            raise AttributeError("_n_features_out")
+        net, _ = self._current()
+        return net.layer_units[1 + self._transform_layer_index(net.n_layers - 2)]
+
+    def transform(self, X):
+        """The activations of hidden layer ``transform_layer`` for X.
+
+        The fitted network used as a feature extractor, e.g. as a step of a
+        :class:`~sklearn.pipeline.Pipeline` (``fit_transform(X, y)`` fits,
+        then transforms ``X``). Dropout never applies here.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_units)
+            The outputs of the chosen hidden layer (``n_units`` its number of
+            units; for maxout, the maximum over each unit's pieces), in the
+            dtype the model predicts in. Their names are
+            ``get_feature_names_out()``.
+        """
+        check_is_fitted(self)
+        net, params = self._current()
+        layer = self._transform_layer_index(net.n_layers - 2)
+        check_sparse_structure(X)  # before any scipy routine walks its indptr
+        X = validate_data(
+            self, X, accept_sparse=["csr", "csc"], reset=False,
+            dtype=(np.float64, np.float32),
+        )
+        if sp.issparse(X):
+            X = sp.csr_matrix(X, dtype=params.dtype)
+        else:
+            X = np.ascontiguousarray(X, dtype=params.dtype)
+        return _hidden_activations(net, params, X, layer)
+
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
@@ -695,6 +756,29 @@ default=None
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        # transform returns float32 for float32 input, as predict does.
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _hidden_activations(net, params, X, layer):
+    """Output of hidden layer ``layer`` (0-based) for the rows of X.
+
+    The NumPy backend's training forward pass (``_numpy_backend._forward``,
+    which applies each layer's activation and maxout's max, exactly as
+    training does), in blocks of rows as its predict path; the layers after
+    ``layer`` are computed and dropped.
+    """
+    coefs, intercepts = net.views(params)
+    n = X.shape[0]
+    out = np.empty((n, net.layer_units[layer + 1]), dtype=net.dtype)
+    block = _numpy_backend._forward_block(net)
+    # The output layer may overflow (e.g. "exp") on rows whose hidden
+    # activations are fine; only the hidden layer is returned.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, n, block):
+            Z, _, _ = _numpy_backend._forward(net, coefs, intercepts, X[start : start + block])
+            out[start : start + block] = Z[layer + 1]
+    return out
 
 

@@ -73,6 +73,9 @@ CONFIGS = [
                 warmup_fraction=0.1, **{**_FAST, "backend": "cython"}),
     BPClassifier(solver="sgd", learning_rate="invscaling", weight_decay=0.1,
                  **{**_FAST, "learning_rate_init": 0.1}),
+    # Other initialisations; transform from the first of two hidden layers.
+    BPClassifier(init="he_normal", transform_layer=0, **{**_FAST, "hidden_layer_sizes": (20, 10)}),
+    BPRegressor(init="orthogonal", **_FAST),
 ]
 
 
