@@ -695,6 +695,11 @@ default=None
     def _transform_layer_index(self, n_hidden):
         """``transform_layer`` as an index in ``0 .. n_hidden - 1``."""
         layer = self.transform_layer
+        if n_hidden == 0:
+            raise ValueError(
+                "transform returns the activations of a hidden layer, and this "
+                f"network has none (hidden_layer_sizes={self.hidden_layer_sizes!r})."
+            )
         if not -n_hidden <= layer < n_hidden:
             raise ValueError(
                 f"transform_layer={layer} is out of range: the network has "

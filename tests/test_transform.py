@@ -88,6 +88,13 @@ def test_out_of_range_transform_layer_is_a_value_error_naming_it(data, transform
         clf.get_feature_names_out()
 
 
+def test_network_without_hidden_layers_has_nothing_to_transform(data):
+    X, y = data
+    clf = BPClassifier(hidden_layer_sizes=[], max_iter=5, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="this network has none"):
+        clf.transform(X)
+
+
 def test_transform_before_fit_raises_not_fitted():
     with pytest.raises(NotFittedError):
         BPClassifier().transform(np.zeros((2, 3)))
