@@ -6,10 +6,12 @@ model predicts, so a fastbp model can go wherever only scikit-learn's MLP is
 understood (``skl2onnx``, model registries, older serving code).
 
 Only models scikit-learn can express convert: hidden activations
-"identity", "logistic" (alias "sigmoid"), "tanh" and "relu"; output
-activations scikit-learn implements ("identity", "logistic", "tanh", "relu",
-"exp", "softmax"). "softplus" and "maxout" have no scikit-learn counterpart
-and raise a ``ValueError``.
+"identity", "logistic" (alias "sigmoid"), "tanh" and "relu" (one for all
+hidden layers: a per-layer list converts when all its entries are the same);
+output activations scikit-learn implements ("identity", "logistic", "tanh",
+"relu", "exp", "softmax"). Other activations ("softplus", "maxout", ...) have
+no scikit-learn counterpart and raise a ``ValueError``. Training options
+(``init``, ``dropout``, ...) don't matter: only the fitted weights do.
 
 ONNX: with skl2onnx installed (``pip install "fastbp[onnx]"``),
 ``skl2onnx.to_onnx(model, X[:1])`` converts a fastbp model directly, through
@@ -57,6 +59,34 @@ _FITTED_ATTRS = (
 )
 
 
+def _sklearn_hidden_activation(estimator, name):
+    """The one hidden activation scikit-learn's MLP gets, or a ValueError
+    naming what it cannot express."""
+    activation = estimator.activation
+    if len(estimator.coefs_) == 1:
+        # No hidden layer: the hidden activation is never applied.
+        return "relu"
+    if isinstance(activation, (list, tuple)):
+        names = list(dict.fromkeys(act.canonical(a) for a in activation))
+        if len(names) != 1:
+            raise ValueError(
+                f"{name}.to_sklearn(): scikit-learn's MLP applies one activation to "
+                f"every hidden layer; this model's per-layer activation="
+                f"{list(activation)!r} mixes {', '.join(map(repr, names))}, so it "
+                "cannot be converted."
+            )
+        activation = names[0]
+    else:
+        activation = act.canonical(activation)
+    if activation not in SKLEARN_HIDDEN_ACTIVATIONS:
+        raise ValueError(
+            f"{name}.to_sklearn(): scikit-learn's MLP has no {activation!r} hidden "
+            f"activation (it supports {', '.join(SKLEARN_HIDDEN_ACTIVATIONS)}); "
+            "this model cannot be converted."
+        )
+    return activation
+
+
 def to_sklearn(estimator):
     """Return an equivalent fitted scikit-learn MLP.
 
@@ -80,10 +110,19 @@ def to_sklearn(estimator):
         If ``estimator`` is not fitted.
     ValueError
         If the model uses an activation scikit-learn's MLP does not have
-        (``"softplus"``, ``"maxout"``, a softplus output).
+        (a hidden activation other than "identity", "logistic", "tanh" and
+        "relu", e.g. "softplus", "maxout", "leaky_relu", "elu", "selu",
+        "gelu", "silu"; a softplus output), or a per-layer ``activation``
+        list that mixes activations (a list of one supported name converts).
 
     Notes
     -----
+    Only the fitted weights matter: a model trained with options
+    scikit-learn's MLP lacks (``init``, ``dropout``, ``weight_decay``,
+    ``max_grad_norm``, ``class_weight``, ...) converts, and predicts as it
+    does. Those options are not carried over, so refitting the converted
+    model trains without them.
+
     A :class:`~fastbp.BPRegressor` with an output activation other than
     scikit-learn's default (identity for squared error, exp for poisson)
     converts with that activation in ``out_activation_``, which scikit-learn
@@ -107,13 +146,7 @@ def to_sklearn(estimator):
 
     check_is_fitted(estimator)
     name = type(estimator).__name__
-    activation = act.canonical(estimator.activation)
-    if activation not in SKLEARN_HIDDEN_ACTIVATIONS:
-        raise ValueError(
-            f"{name}.to_sklearn(): scikit-learn's MLP has no {activation!r} hidden "
-            f"activation (it supports {', '.join(SKLEARN_HIDDEN_ACTIVATIONS)}); "
-            "this model cannot be converted."
-        )
+    activation = _sklearn_hidden_activation(estimator, name)
     out = estimator.out_activation_
     if out not in _SKLEARN_OUT_ACTIVATIONS:
         raise ValueError(
