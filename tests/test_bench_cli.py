@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from fastbp import _bench
+from fastbp import BPClassifier, _bench
 from fastbp._bench import cases
 from fastbp._bench import report as rep
 from fastbp._bench.measure import interleaved_fits
@@ -140,10 +140,18 @@ def test_bench_prices_each_training_control_against_the_defaults(tiny_run):
     assert [r["control"] for r in controls] == [k for k, _, _ in cases.CONTROLS]
     rounds = _bench.CONFIGS["tiny"]["controls_rounds"]
     base = np.array(controls[0]["samples"])
+    defaults = BPClassifier().get_params()
+    keys = {k for _, _, params in cases.CONTROLS for k in params}
     for (key, label, params), r in zip(cases.CONTROLS, controls):
         assert r["setting"] == label and r["backend_key"] == "cython"
+        if r.get("skipped"):
+            # only a setting this build cannot fit, with its reason
+            assert r["skipped"] == cases.control_skip_reason(params)
+            assert f"{label}: skipped, {r['skipped']}" in printed
+            continue
+        assert cases.control_skip_reason(params) is None
         # the case ran with its own settings (not silently the defaults')
-        want = {"weight_decay": 0.0, "max_grad_norm": None, **params}
+        want = {**{k: defaults[k] for k in keys}, **params}
         assert r["applied"] == dict(want, solver="adam", batch_size=256, backend="cython")
         assert r["batch_size"] == 256 and r["rounds"] == rounds
         assert len(r["samples"]) == rounds and min(r["samples"]) > 0
@@ -155,9 +163,11 @@ def test_bench_prices_each_training_control_against_the_defaults(tiny_run):
     assert controls[0]["overhead_pct"] == 0
     assert "after training controls" in report["gemm"]["float32"]["where"]
     got = {t["target"]: t["met"] for t in report["targets"] if "over the defaults" in t["target"]}
-    assert len(got) == 2 and all(m is None for m in got.values())  # tiny: never judged
+    measured = [r for r in controls if not r.get("skipped")]
+    assert len(got) == sum(r["target_pct"] is not None for r in measured)
+    assert all(m is None for m in got.values())  # tiny: never judged
     assert "Training controls" in printed
-    assert printed.count("over the defaults") >= len(cases.CONTROLS)
+    assert printed.count("over the defaults") >= len(measured)
 
 
 def test_interleaved_fits_run_every_case_each_round_in_rotated_order():
@@ -348,6 +358,54 @@ def test_training_control_targets_are_three_and_five_percent():
            if "over the defaults" in t["target"]}
     assert got == {"fastbp-cython W batch=256, AdamW: <= 3% over the defaults": True,
                    "fastbp-cython W batch=256, clipping: <= 5% over the defaults": False}
+
+
+def test_network_option_targets_are_ten_percent_per_activation_and_fifteen_for_dropout():
+    report = _report([100.0])
+    row = {"case": "W batch=256", "kind": "controls", "backend": "fastbp-cython",
+           "backend_key": "cython", "batch_size": 256, "pct_peak": 40.0, "judge": True}
+    report["controls"] = [
+        dict(row, control="defaults", setting="defaults", overhead_pct=0.0),
+        dict(row, control="leaky_relu", setting="leaky_relu (vs relu)", overhead_pct=9.9),
+        dict(row, control="gelu", setting="gelu (vs relu)", overhead_pct=10.4),
+        dict(row, control="silu", setting="silu (vs relu)", skipped="ValueError: unknown"),
+        dict(row, control="dropout", setting="dropout=0.2", overhead_pct=14.0),
+    ]
+    got = {t["target"]: t["met"] for t in rep.targets(report, n_cores=2)
+           if "over the defaults" in t["target"]}
+    w = "fastbp-cython W batch=256"
+    assert got == {f"{w}, leaky_relu (vs relu): <= 10% over the defaults": True,
+                   f"{w}, gelu (vs relu): <= 10% over the defaults": False,
+                   f"{w}, dropout=0.2: <= 15% over the defaults": True}
+    for key, _, _ in cases.CONTROLS[4:]:
+        assert rep.TARGET_CONTROL_OVERHEAD[key] == (15.0 if key == "dropout" else 10.0)
+
+
+def test_a_controls_row_this_build_cannot_fit_is_shown_skipped_with_its_reason():
+    report = _report([100.0])
+    report["controls"] = [dict(r, rounds=2) for r in _controls()]
+    report["controls"].append(dict(report["controls"][0], control="gelu",
+                                   setting="gelu (vs relu)", overhead_pct=None,
+                                   skipped="InvalidParameterError: no gelu"))
+    report["targets"] = rep.targets(report, n_cores=2)
+    assert not any("gelu" in t["target"] for t in report["targets"])
+    printed = rep.format_report(report, header=False, use_rich=False)
+    assert "gelu (vs relu): skipped, InvalidParameterError: no gelu" in printed
+
+
+def test_control_skip_reason_names_what_this_build_cannot_fit():
+    assert cases.control_skip_reason({}) is None
+    assert cases.control_skip_reason({"weight_decay": 1e-2, "dropout": 0.2}) is None
+    assert "activation" in cases.control_skip_reason({"activation": "no-such-unit"})
+
+
+def test_make_classifier_keeps_fastbp_only_keywords_to_fastbp():
+    est = cases.make_classifier("numpy", (4,), dropout=0.2, init="he_normal", weight_decay=0.1)
+    assert (est.dropout, est.init, est.weight_decay) == (0.2, "he_normal", 0.1)
+    with pytest.raises(ValueError, match="dropout: fastbp's own; backend 'sklearn'"):
+        cases.make_classifier("sklearn", (4,), dropout=0.2)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        cases.make_classifier("numpy", (4,), no_such_option=1)
 
 
 @pytest.mark.parametrize("judge, samples", [(False, [100.0]), (True, [100.0, 80.0])])

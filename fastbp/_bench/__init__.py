@@ -17,8 +17,8 @@ when importable, an equivalent PyTorch CPU loop (``torch``).
 """
 
 from .busy import BusyLoad, n_cores
-from .cases import (BACKEND_LABELS, BACKEND_ORDER, CONFIGS, CONTROLS, CONTROLS_BATCH, FLOP_NOTE,
-                    W_BATCHES, W_CLASSES,
+from .cases import (BACKEND_LABELS, BACKEND_ORDER, CONFIGS, CONTROLS, CONTROLS_BATCH,
+                    FASTBP_ONLY, FLOP_NOTE, W_BATCHES, W_CLASSES, control_skip_reason,
                     W_FEATURES, W_HIDDEN, W_ROWS, _OneThread, gemm_flops, make_classifier,
                     make_dense, make_sparse, n_outputs_for, predict_flops, predict_gemms,
                     skip_reason, torch_available, train_flops, train_gemms, weight_shapes)
@@ -30,7 +30,7 @@ from .report import format_report, render_table
 
 __all__ = [
     "BACKEND_LABELS", "BACKEND_ORDER", "BusyLoad", "CONFIGS", "CONTROLS", "CONTROLS_BATCH",
-    "FLOP_NOTE", "W_BATCHES",
+    "FASTBP_ONLY", "FLOP_NOTE", "W_BATCHES", "control_skip_reason",
     "W_CLASSES", "W_FEATURES", "W_HIDDEN", "W_ROWS", "_OneThread", "fit_peak_memory",
     "fitted_exponent", "format_report", "gemm_flops", "gemm_floor", "gemm_peak",
     "gridsearch_threads", "interleaved_fits", "load_average", "main", "make_classifier",

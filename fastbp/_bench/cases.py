@@ -16,6 +16,7 @@ FLOPs are counted per sample and per epoch, with P the number of weights
 """
 
 import importlib.util
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,15 +42,26 @@ BACKEND_LABELS = {
 W_ROWS, W_FEATURES, W_HIDDEN, W_CLASSES = 20_000, 784, (256,), 10
 W_BATCHES = (32, 256, 1024)
 
-# The training controls the bench prices on W at batch 256, compiled backend:
-# (key, label, parameters); "defaults" is the baseline of the others.
+# The training controls and network options the bench prices on W at batch
+# 256, compiled backend: (key, label, parameters), the parameters any keywords
+# of make_classifier (fastbp-only ones included); "defaults" (relu, no
+# dropout) is the baseline of the others.
 CONTROLS_BATCH = 256
 CONTROLS = (
     ("defaults", "defaults", {}),
     ("adamw", "AdamW (weight_decay=1e-2)", {"weight_decay": 1e-2}),
     ("clip", "clipping (max_grad_norm=1.0)", {"max_grad_norm": 1.0}),
     ("both", "AdamW + clipping", {"weight_decay": 1e-2, "max_grad_norm": 1.0}),
+    ("leaky_relu", "leaky_relu (vs relu)", {"activation": "leaky_relu"}),
+    ("elu", "elu (vs relu)", {"activation": "elu"}),
+    ("selu", "selu (vs relu)", {"activation": "selu"}),
+    ("gelu", "gelu (vs relu)", {"activation": "gelu"}),
+    ("silu", "silu (vs relu)", {"activation": "silu"}),
+    ("dropout", "dropout=0.2", {"dropout": 0.2}),
 )
+
+# Keywords of make_classifier only fastbp's estimators take.
+FASTBP_ONLY = ("weight_decay", "max_grad_norm", "dropout", "negative_slope", "init")
 
 # Sizes per mode of ``python -m fastbp bench``: rows of W, features, hidden
 # layers, epochs per timed fit (idle / busy), batch sizes (idle / busy),
@@ -120,11 +132,15 @@ def skip_reason(backend, *, activation="relu", solver="adam", sparse_input=False
 def make_classifier(backend, hidden=(256,), *, activation="relu", solver="adam",
                     batch_size=256, max_iter=1, alpha=1e-4, learning_rate_init=1e-3,
                     momentum=0.9, nesterovs_momentum=True, maxout_pieces=2,
-                    random_state=0, weight_decay=0.0, max_grad_norm=None):
+                    random_state=0, **fastbp_only):
     """A classifier doing a fixed number of epochs (no early stop) on ``backend``.
 
-    ``weight_decay`` and ``max_grad_norm`` are fastbp's own training
-    controls: only fastbp's backends take them."""
+    ``fastbp_only`` are keywords of fastbp's own (``FASTBP_ONLY``: e.g.
+    ``weight_decay``, ``max_grad_norm``, ``dropout``): only fastbp's backends
+    take them."""
+    unknown = sorted(set(fastbp_only) - set(FASTBP_ONLY))
+    if unknown:
+        raise TypeError(f"make_classifier() got unexpected keyword arguments {unknown}")
     kw = dict(
         hidden_layer_sizes=tuple(hidden), activation=activation, solver=solver,
         batch_size=batch_size, max_iter=max_iter, alpha=alpha,
@@ -138,11 +154,11 @@ def make_classifier(backend, hidden=(256,), *, activation="relu", solver="adam",
         from ..estimators import BPClassifier
 
         est = BPClassifier(backend=backend.split("-")[0], maxout_pieces=maxout_pieces,
-                           weight_decay=weight_decay, max_grad_norm=max_grad_norm, **kw)
+                           **fastbp_only, **kw)
         return _OneThread(est) if backend == "cython-1t" else est
-    if weight_decay or max_grad_norm is not None:
-        raise ValueError(f"weight_decay and max_grad_norm are fastbp's; backend {backend!r} "
-                         "has neither")
+    if fastbp_only:
+        raise ValueError(f"{', '.join(sorted(fastbp_only))}: fastbp's own; backend "
+                         f"{backend!r} has none of them")
     if backend in ("sklearn", "sklearn-1t"):
         from sklearn.neural_network import MLPClassifier
 
@@ -153,6 +169,21 @@ def make_classifier(backend, hidden=(256,), *, activation="relu", solver="adam",
 
         return TorchClassifier(**kw)
     raise ValueError(f"unknown backend {backend!r}")
+
+
+def control_skip_reason(params):
+    """Why fastbp cannot fit a case with ``params`` (e.g. an activation this
+    build lacks), or None when it can: a tiny fit on the NumPy backend."""
+    X = np.linspace(-1.0, 1.0, 16, dtype=np.float32).reshape(8, 2)
+    y = np.arange(8) % 2
+    try:
+        est = make_classifier("numpy", (2,), batch_size=4, max_iter=1, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+    except (ValueError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 class _OneThread:

@@ -2,7 +2,8 @@
 
 Phases, in one process: the GEMM peak; workload W at each batch size on an
 idle machine, each case beside its GEMM floor; predict throughput; the cost
-of the training controls (AdamW, gradient clipping) at batch 256; the same
+of the training controls (AdamW, gradient clipping) and network options
+(activations other than relu, dropout) at batch 256; the same
 training (and predict) cases while busy-looping processes run; the peak
 memory of fit; two fits in two threads and GridSearchCV. The GEMM peak is
 measured again between phases: a run whose peaks disagree judges nothing.
@@ -23,7 +24,7 @@ import numpy as np
 from . import report as rep
 from .busy import BusyLoad, n_cores
 from .cases import (BACKEND_LABELS, BACKEND_ORDER, CONFIGS, CONTROLS, CONTROLS_BATCH, FLOP_NOTE,
-                    W_CLASSES, make_classifier, make_dense, n_outputs_for, predict_flops,
+                    W_CLASSES, control_skip_reason, make_classifier, make_dense, n_outputs_for, predict_flops,
                     predict_gemms, skip_reason, torch_available, train_flops, train_gemms,
                     weight_shapes)
 from .measure import (blas_summary, cpu_flags, cpu_model, fit_peak_memory, gemm_floor, gemm_peak,
@@ -116,36 +117,52 @@ class _Run:
 
     # ---- the training controls
     def controls(self, X, y):
-        """Workload W at batch 256 on the compiled backend with the defaults,
-        AdamW, clipping and both, interleaved round by round; each overhead is
-        the median over the rounds of the case's time over the defaults' time
-        in the same round."""
+        """Workload W at batch 256 on the compiled backend with the defaults
+        and each row of ``CONTROLS`` (AdamW, clipping, both, the activations
+        other than relu, dropout), interleaved round by round; each overhead
+        is the median over the rounds of the case's time over the defaults'
+        time in the same round. A row this build cannot fit (e.g. an
+        activation it lacks) is reported as skipped, with the reason."""
         b, bs, epochs = "cython", CONTROLS_BATCH, self.cfg["controls_epochs"]
         if b not in self.backends:
             self.log(f"# training controls: skipped ({BACKEND_LABELS[b]} not in this run)")
             return
         rounds = self.cfg["controls_rounds"]
+        skipped = {key: why for key, _, params in CONTROLS
+                   if (why := control_skip_reason(params)) is not None}
+        cases = [c for c in CONTROLS if c[0] not in skipped]
         self.log(f"# training controls, {self.case} batch={bs}, {BACKEND_LABELS[b]}: "
-                 f"{len(CONTROLS)} cases interleaved, {rounds} rounds")
+                 f"{len(cases)} cases interleaved, {rounds} rounds")
+        for key, why in skipped.items():
+            self.log(f"#   {key}: skipped ({why})")
 
         def maker(params, max_iter):
             return lambda: make_classifier(b, self.cfg["hidden"], batch_size=bs,
                                            max_iter=max_iter, **params)
 
-        for _, _, params in CONTROLS:  # an untimed round: first-call costs, page faults
+        for _, _, params in cases:  # an untimed round: first-call costs, page faults
             time_fit(maker(params, 1)(), X, y)
         seconds, fitted = interleaved_fits(
-            {key: maker(params, epochs) for key, _, params in CONTROLS}, X, y, rounds)
+            {key: maker(params, epochs) for key, _, params in cases}, X, y, rounds)
         rows = self.cfg["rows"]
         flops = train_flops(rows, self.shapes)
         base = [t / epochs for t in seconds["defaults"]]
+        applied_keys = sorted({k for _, _, params in CONTROLS for k in params}
+                              | {"solver", "batch_size", "backend"})
         for key, label, params in CONTROLS:
+            if key in skipped:
+                self.report["controls"].append(
+                    {"case": f"{self.case} batch={bs}", "kind": "controls", "control": key,
+                     "setting": label, "params": params, "skipped": skipped[key],
+                     "backend": BACKEND_LABELS[b], "backend_key": b, "batch_size": bs,
+                     "rounds": rounds, "target_pct": rep.TARGET_CONTROL_OVERHEAD.get(key),
+                     "judge": bool(self.cfg["controls_judge"])})
+                continue
             spe = [t / epochs for t in seconds[key]]
             got = fitted[key].get_params()
             r = {"case": f"{self.case} batch={bs}", "kind": "controls", "control": key,
                  "setting": label, "params": params,
-                 "applied": {k: got[k] for k in ("weight_decay", "max_grad_norm", "solver",
-                                                 "batch_size", "backend")},
+                 "applied": {k: got[k] for k in applied_keys},
                  "backend": BACKEND_LABELS[b], "backend_key": b, "batch_size": bs,
                  "dtype": self.dtype.name, "n_samples": rows, "epochs": epochs,
                  "rounds": rounds, "samples": spe, "s_per_epoch": float(np.median(spe)),
@@ -246,6 +263,8 @@ class _Run:
         best = self.report["gemm"][self.dtype.name]["gflops"]
         for topic in ("results", "predict", "busy", "controls"):
             for r in self.report[topic]:
+                if r.get("skipped"):  # a controls row this build cannot fit
+                    continue
                 r["pct_peak"] = 100.0 * r["gflops"] / best
         reliable, reasons = rep.reliability(self.report)
         self.report["reliable"], self.report["unreliable_reasons"] = reliable, reasons

@@ -17,7 +17,12 @@ TARGET_BUSY_SLOWDOWN = 2.5          # oversubscribed: <= 2.5x own idle time
 TARGET_ONE_BUSY_SLOWDOWN = 2.0      # fewer busy processes than cores: <= 2x
 TARGET_MEMORY_FRACTION = 0.25
 TARGET_THREADS_SPEEDUP = 1.6
-TARGET_CONTROL_OVERHEAD = {"adamw": 3.0, "clip": 5.0}  # % of the defaults' epoch
+# % of the defaults' epoch (relu, no dropout), per controls row.
+TARGET_CONTROL_OVERHEAD = {
+    "adamw": 3.0, "clip": 5.0,
+    "leaky_relu": 10.0, "elu": 10.0, "selu": 10.0, "gelu": 10.0, "silu": 10.0,
+    "dropout": 15.0,
+}
 MAX_PEAK_SPREAD = 0.10              # GEMM peaks of one run may differ by 10%
 
 
@@ -170,7 +175,7 @@ def targets(report, n_cores):
                                f"{r['speedup_vs_torch']:.2f}x", r["speedup_vs_torch"] > 1))
     for r in report.get("controls", []):
         t = TARGET_CONTROL_OVERHEAD.get(r["control"])
-        if t is None:
+        if t is None or r.get("skipped"):
             continue
         row = _target(f"{r['backend']} {r['case']}, {r['setting']}: <= {t:g}% over the "
                       "defaults", f"{r['overhead_pct']:+.1f}%", r["overhead_pct"] <= t)
@@ -281,6 +286,9 @@ def format_report(report, header=True, use_rich=None):
                      "round of the case):")
         lines.append(render_table(report["controls"], CONTROLS_COLUMNS, n_left=1,
                                   use_rich=use_rich))
+        for r in report["controls"]:
+            if r.get("skipped"):
+                lines.append(f"  {r['setting']}: skipped, {r['skipped']}")
     if report["memory"]:
         lines.append("")
         lines.append("Peak extra memory of fit beyond X (tracemalloc; 1 epoch, batch 256):")
