@@ -154,13 +154,25 @@ default="constant"
 "lecun_normal", "orthogonal"}, default="glorot_uniform"
         How the weights are drawn from ``random_state`` before the first
         epoch. "glorot_uniform" is scikit-learn's initialisation (the same
-        numbers for the same ``random_state``); "he_*" suit relu-like units,
-        "lecun_normal" suits "selu". For example
-        ``activation="selu", init="lecun_normal"``.""",
+        numbers for the same ``random_state``): weights and biases from
+        ``U(-b, b)``, ``b = sqrt(6 / (fan_in + fan_out))`` (2 instead of 6
+        for "logistic" units). The others start the biases at zero and draw
+        the weights from "glorot_normal" ``N(0, sqrt(2 / (fan_in +
+        fan_out)))``, "he_uniform" ``U(-sqrt(6 / fan_in), sqrt(6 / fan_in))``,
+        "he_normal" ``N(0, sqrt(2 / fan_in))``, "lecun_normal"
+        ``N(0, sqrt(1 / fan_in))`` (normals not truncated), or "orthogonal"
+        (a random orthogonal matrix: orthonormal columns, or rows when a
+        layer widens). ``fan_in`` and ``fan_out`` are the shape of the
+        layer's ``coefs_`` entry (``units * maxout_pieces`` columns for a
+        maxout layer). "he_*" suit relu-like units, "lecun_normal" suits
+        "selu". For example ``activation="selu", init="lecun_normal"``.""",
     "transform_layer": """\
     transform_layer : int, default=-1
         The hidden layer whose activations ``transform`` returns, indexed as a
-        Python list of the hidden layers: -1 the last, 0 the first.""",
+        Python list of the hidden layers: -1 the last, 0 the first. Out of
+        range is a ValueError when transforming; it does not change how the
+        network trains. For example ``transform_layer=0`` with
+        ``hidden_layer_sizes=(64, 32)`` gives 64 features.""",
     "loss_": """\
     loss_ : float
         The training loss (with the L2 penalty) of the last epoch or

@@ -174,6 +174,36 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
     >>> clf = BPClassifier(random_state=0, max_iter=50).fit(X / 16, y)
     >>> clf.score(X / 16, y) > 0.9
     True
+
+    Another weight initialisation, dropout, and the activations of a hidden
+    layer as features (``transform``, here of the first of two):
+
+    >>> clf = BPClassifier((64, 32), init="he_normal", dropout=0.2,
+    ...                    transform_layer=0, random_state=0,
+    ...                    max_iter=50).fit(X / 16, y)
+    >>> clf.transform(X[:5] / 16).shape
+    (5, 64)
+    >>> clf.get_feature_names_out()[:2].tolist()
+    ['bpclassifier0', 'bpclassifier1']
+
+    One activation per hidden layer; "selu" units with the "lecun_normal"
+    initialisation they expect:
+
+    >>> clf = BPClassifier((64, 32), activation=["selu", "relu"],
+    ...                    init="lecun_normal", random_state=0,
+    ...                    max_iter=50).fit(X / 16, y)  # doctest: +SKIP
+    >>> clf.score(X / 16, y) > 0.9  # doctest: +SKIP
+    True
+
+    The network as a feature extractor in a pipeline (``fit_transform(X,
+    y)`` fits it, the next step learns from its last hidden layer):
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> pipe = make_pipeline(BPClassifier((32,), random_state=0, max_iter=50),
+    ...                      LogisticRegression(max_iter=1000)).fit(X / 16, y)
+    >>> pipe[-1].n_features_in_
+    32
     """
 
     _parameter_constraints: dict = {
@@ -585,6 +615,16 @@ class BPRegressor(PlainStateMixin, ReadmeDocLinkMixin, RegressorMixin, _BaseBP):
     ...                   random_state=0).fit(X, X.ravel() ** 2)
     >>> reg.score(X, X.ravel() ** 2) > 0.95
     True
+
+    An orthogonal initialisation; the hidden layer's activations as
+    features:
+
+    >>> reg = BPRegressor(hidden_layer_sizes=(16,), init="orthogonal",
+    ...                   solver="lbfgs", random_state=0).fit(X, X.ravel() ** 2)
+    >>> reg.transform(X).shape
+    (200, 16)
+    >>> reg.get_feature_names_out()[0]
+    'bpregressor0'
     """
 
     _parameter_constraints: dict = {
