@@ -143,7 +143,9 @@ def test_tables_cover_every_public_activation():
     for name in act.HIDDEN_ACTIVATIONS:
         assert name in act.CODES
         if name != "maxout":
-            assert name in act.FORWARD and name in act.DERIVATIVE
+            assert name in act.FORWARD
+            assert (name in act.DERIVATIVE) != (name in act.DERIVATIVE_FROM_H)
+    assert set(act.DERIVATIVE_FROM_H) == set(act.NEEDS_PRE_ACTIVATION)
     for name in act.OUT_ACTIVATIONS:
         assert name in act.FORWARD
     assert len(set(act.CODES.values())) == len(act.CODES)
