@@ -174,12 +174,30 @@ class _BaseBP(EarlyStoppingMixin, CallbackSupportMixin, BaseEstimator, ABC):
     def _make_network(self, layer_units, dtype):
         return Network(
             layer_units,
-            self.activation,
+            self._checked_activation(len(layer_units) - 2),
             self.out_activation_,
             self._loss_name(),
             self.maxout_pieces,
             dtype,
+            negative_slope=self.negative_slope,
         )
+
+    def _checked_activation(self, n_hidden):
+        """``activation`` checked for ``n_hidden`` hidden layers: a list/tuple
+        holding anything but known names is an InvalidParameterError (as a
+        bad string is); one of the wrong length a ValueError naming both
+        numbers."""
+        activation = self.activation
+        if not isinstance(activation, str):
+            known = set(act.HIDDEN_ACTIVATIONS) | set(act.ALIASES)
+            if not all(isinstance(a, str) and a in known for a in activation):
+                raise InvalidParameterError(
+                    f"The 'activation' parameter of {type(self).__name__} must be "
+                    f"a str among {sorted(known)} or a list/tuple of them, one per "
+                    f"hidden layer. Got {activation!r} instead."
+                )
+        act.hidden_activations(activation, n_hidden)
+        return activation
 
     def _set_buffer(self, net, params):
         """Make ``params`` the parameter buffer; coefs_/intercepts_ view it."""
@@ -216,7 +234,7 @@ class _BaseBP(EarlyStoppingMixin, CallbackSupportMixin, BaseEstimator, ABC):
             self._loss_name(), self.maxout_pieces, dtype,
             n_features=getattr(self, "n_features_in_", None),
             n_outputs=getattr(self, "n_outputs_", None),
-            names=("coefs_", "intercepts_"),
+            names=("coefs_", "intercepts_"), negative_slope=self.negative_slope,
         )
 
     def _current(self, dtype=None):

@@ -110,7 +110,8 @@ def hidden_activations(activation, n_hidden):
             )
     if len(entries) != n_hidden:
         raise ValueError(
-            f"activation has {len(entries)} entries, but the network has "
+            f"activation has {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, "
+            "but the network has "
             f"{n_hidden} hidden layer{'s' if n_hidden != 1 else ''}: give one "
             "activation per hidden layer (or one name for all)."
         )

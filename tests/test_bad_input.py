@@ -343,7 +343,7 @@ def test_backprop_non_finite_X(bad):
 
 def test_backprop_unknown_activation():
     with pytest.raises(ValueError, match="'activation' parameter of backprop must be a str among"):
-        backprop(XB, YB, [W1, W2], [B1, B2], activation="swish", backend="numpy")
+        backprop(XB, YB, [W1, W2], [B1, B2], activation="mish", backend="numpy")
     with pytest.raises(ValueError, match="activation must be one of"):
         backprop(XB, YB, [W1, W2], [B1, B2], activation="softmax", backend="numpy")
 
