@@ -166,6 +166,16 @@ cdef inline floating _erf(floating x) noexcept nogil:
     else:
         return erf(x)
 
+cdef inline floating _gauss_cdf(floating x) noexcept nogil:
+    # Phi(x) = (erf(x / sqrt(2)) + 1) / 2, in the kernel's type throughout
+    cdef floating one = 1, half = 0.5
+    return (_erf(x * <floating> INV_SQRT2) + one) * half
+
+cdef inline floating _sigmoid(floating x) noexcept nogil:
+    # 1 / (1 + e^-x), in the kernel's type (silu; e^-x -> inf gives 0)
+    cdef floating one = 1
+    return one / (one + _exp(-x))
+
 cdef inline floating _fabs(floating x) noexcept nogil:
     if floating is float:
         return fabsf(x)
@@ -232,8 +242,9 @@ cdef struct Spec:
 cdef struct Buffers:
     # Per-layer pointers into the scratch buffers (layer l = 0 .. L-1).
     void** Z         # Z[l]: activation output of hidden layer l (B x units)
-    void** H         # H[l]: pre-activation of the layers that keep it
-                     # (maxout: B x units*k; gelu, silu: B x units) or NULL
+    void** H         # H[l]: maxout's pre-activation (B x units*k), gelu's and
+                     # silu's derivative f'(H) (B x units; workspaces for a
+                     # backward pass only), or NULL
     int** arg        # arg[l]: maxout arg-max piece (B x units) or NULL
     void* H_out      # output pre-activation (B x n_out)
     void* Z_out      # output activation (B x n_out)
@@ -269,7 +280,9 @@ cdef class _Workspace:
     works.
 
     ``gather``: room for a dense minibatch gathered from X (train_epoch);
-    ``grad``: a gradient buffer (train_epoch; loss_grad writes the caller's).
+    ``grad``: a gradient buffer (train_epoch; loss_grad writes the caller's);
+    ``backward``: the calls run backward passes (not the predict path), so
+    gelu/silu layers keep their derivative.
     """
 
     cdef Spec spec
@@ -280,7 +293,8 @@ cdef class _Workspace:
     cdef int** arg_ptrs           # arg[l]
     cdef object table, scratch, args, grad   # owners of the memory above
 
-    def __cinit__(self, net, Py_ssize_t rows, bint gather, bint grad):
+    def __cinit__(self, net, Py_ssize_t rows, bint gather, bint grad,
+                  bint backward=True):
         cdef Py_ssize_t L = net.n_layers - 1, l
         cdef Py_ssize_t itemsize = net.dtype.itemsize
         cdef const Py_ssize_t[:, ::1] table
@@ -288,8 +302,9 @@ cdef class _Workspace:
         cdef int[::1] args
         cdef char* base
         cdef Py_ssize_t arg_off = 0
-        keep = net.keeps_pre_activation
         maxouts = [a == "maxout" for a in net.activations]
+        keep = [m or (backward and k)
+                for m, k in zip(maxouts, net.keeps_pre_activation)]
         maxout = any(maxouts)
         units = net.layer_units[1:]
         fan_out = net.fan_out
@@ -416,23 +431,37 @@ cdef void _bias_act(int code, floating* H, const floating* b,
         _act_flat(code, h, width, slope)
 
 
-cdef void _bias_act_keep(int code, floating* H, const floating* b,
-                         Py_ssize_t B, Py_ssize_t width, floating* Z,
-                         floating slope) noexcept nogil:
-    """Hidden layer that keeps its pre-activation (gelu, silu): ``H += b``,
-    ``Z = f(H)``, row by row (the row is in L1 for the second pass)."""
+cdef void _bias_act_grad(int code, floating* H, const floating* b,
+                         Py_ssize_t B, Py_ssize_t width,
+                         floating* G) noexcept nogil:
+    """gelu/silu layer of a backward pass, in place: ``H = f(H + b)`` and
+    ``G = f'(H + b)``, the derivative the backward pass multiplies by,
+    evaluated here where the pre-activation is at hand (and gelu's erf,
+    silu's sigmoid already computed), row by row (the row is in L1). The
+    operation order of activations.gelu/silu and *_derivative_at."""
     cdef Py_ssize_t r, j
     cdef floating* h
-    cdef floating* z
-    cdef floating x
+    cdef floating* g
+    cdef floating x, p, e
+    cdef floating c2 = <floating> INV_SQRT_2PI, neg_half = -0.5, one = 1
     for r in range(B):
         h = H + r * width
-        z = Z + r * width
+        g = G + r * width
         for j in range(width):
-            x = h[j] + b[j]
-            h[j] = x
-            z[j] = x
-        _act_flat(code, z, width, slope)
+            h[j] += b[j]
+        if code == GELU:
+            for j in range(width):
+                x = h[j]
+                p = _gauss_cdf(x)                      # Phi(h)
+                e = _exp((x * x) * neg_half)           # sqrt(2 pi) phi(h)
+                h[j] = x * p                           # h Phi(h)
+                g[j] = e * c2 * x + p                  # Phi(h) + h phi(h)
+        else:  # SILU
+            for j in range(width):
+                x = h[j]
+                p = _sigmoid(x)
+                h[j] = x * p
+                g[j] = ((one - p) * x + one) * p       # s (1 + h (1 - s))
 
 
 cdef void _bias_maxout(const floating* H, const floating* b, Py_ssize_t B,
@@ -475,6 +504,10 @@ cdef void _derivative(int code, const floating* Z, floating* D,
     ``_derivative_h``."""
     cdef Py_ssize_t i
     cdef floating sa = <floating> SELU_SCALE_ALPHA, sc = <floating> SELU_SCALE
+    cdef floating z, zero = 0
+    # 1, computed (slope is finite): the compiler cannot fold D * one into D,
+    # so the leaky_relu loop stays a select and a multiply, and vectorizes
+    cdef floating one = slope * 0 + 1
     if code == RELU:
         for i in range(n):
             if Z[i] <= 0:
@@ -493,10 +526,12 @@ cdef void _derivative(int code, const floating* Z, floating* D,
             D[i] = D[i] * Z[i]
     elif code == LEAKY_RELU:
         for i in range(n):
-            D[i] = D[i] * slope if Z[i] <= 0 else D[i]
+            D[i] = D[i] * (slope if Z[i] <= 0 else one)
     elif code == ELU:
         for i in range(n):
-            D[i] = D[i] * (Z[i] + 1) if Z[i] <= 0 else D[i]    # e^h = Z + 1
+            # e^h = Z + 1 for h <= 0, else 1 (= min(Z, 0) + 1: no branch)
+            z = Z[i]
+            D[i] = D[i] * ((z if z < 0 else zero) + 1)
     elif code == SELU:
         for i in range(n):
             # scale * alpha * e^h = Z + scale * alpha for h <= 0, else scale
@@ -504,24 +539,12 @@ cdef void _derivative(int code, const floating* Z, floating* D,
     # IDENTITY: nothing
 
 
-cdef void _derivative_h(int code, const floating* H, floating* D,
-                        Py_ssize_t n) noexcept nogil:
-    """``D *= f'(H)`` from the pre-activation H (gelu, silu), in place over
-    n elements (the operation order of activations.*_derivative)."""
+cdef void _times(floating* D, const floating* G, Py_ssize_t n) noexcept nogil:
+    """``D *= G`` over n elements (gelu/silu: G = f'(H), kept by the
+    forward pass)."""
     cdef Py_ssize_t i
-    cdef floating x, s, c1 = <floating> INV_SQRT2, c2 = <floating> INV_SQRT_2PI
-    cdef floating half = 0.5, neg_half = -0.5
-    if code == GELU:
-        for i in range(n):
-            x = H[i]
-            # Phi(h) + h phi(h), phi(h) = e^(-h^2/2) / sqrt(2 pi)
-            D[i] = D[i] * (_exp((x * x) * neg_half) * c2 * x
-                           + (_erf(x * c1) + 1) * half)
-    elif code == SILU:
-        for i in range(n):
-            x = H[i]
-            s = 1 / (1 + _exp(-x))               # sigmoid(h)
-            D[i] = D[i] * (((1 - s) * x + 1) * s)
+    for i in range(n):
+        D[i] = D[i] * G[i]
 
 
 cdef void _colsum(const floating* D, Py_ssize_t B, Py_ssize_t width,
@@ -607,7 +630,7 @@ cdef void _forward(const Spec* s, const floating* params, const Input* inp,
             H = <floating*> buf.H_out
         else:
             code = <int> s.acts[l]
-            if buf.H[l] != NULL:     # maxout, gelu, silu keep H apart from Z
+            if code == MAXOUT:       # H (units * k columns) apart from Z
                 H = <floating*> buf.H[l]
             else:
                 H = <floating*> buf.Z[l]
@@ -637,8 +660,8 @@ cdef void _forward(const Spec* s, const floating* params, const Input* inp,
             if code == MAXOUT:
                 _bias_maxout(H, b, B, s.units[l], s.k, <floating*> buf.Z[l],
                              buf.arg[l])
-            elif buf.H[l] != NULL:
-                _bias_act_keep(code, H, b, B, fo, <floating*> buf.Z[l], slope)
+            elif buf.H[l] != NULL:   # gelu, silu: keep f'(H) for backward
+                _bias_act_grad(code, H, b, B, fo, <floating*> buf.H[l])
             else:
                 _bias_act(code, H, b, B, fo, slope)
         else:
@@ -680,7 +703,9 @@ cdef void _act_flat(int code, floating* h, Py_ssize_t n,
     cdef Py_ssize_t j
     cdef floating x, pos
     cdef floating sa = <floating> SELU_SCALE_ALPHA, sc = <floating> SELU_SCALE
-    cdef floating c1 = <floating> INV_SQRT2, half = 0.5
+    # 1, computed (slope is finite), as in _derivative: a select and a
+    # multiply, which vectorize
+    cdef floating one = slope * 0 + 1
     if code == RELU:
         for j in range(n):
             h[j] = 0 if h[j] < 0 else h[j]          # np.maximum(H, 0); NaN stays
@@ -701,7 +726,8 @@ cdef void _act_flat(int code, floating* h, Py_ssize_t n,
             h[j] = _exp(h[j])
     elif code == LEAKY_RELU:
         for j in range(n):
-            h[j] = h[j] * slope if h[j] < 0 else h[j]     # NaN stays
+            x = h[j]
+            h[j] = x * (slope if x < 0 else one)    # NaN stays
     elif code == ELU:
         for j in range(n):
             x = h[j]
@@ -713,11 +739,11 @@ cdef void _act_flat(int code, floating* h, Py_ssize_t n,
     elif code == GELU:
         for j in range(n):
             x = h[j]
-            h[j] = x * ((_erf(x * c1) + 1) * half)   # x Phi(x), erf form
+            h[j] = x * _gauss_cdf(x)               # x Phi(x), erf form
     elif code == SILU:
         for j in range(n):
             x = h[j]
-            h[j] = x * (1 / (1 + _exp(-x)))       # x sigmoid(x); exp -> inf: 0
+            h[j] = x * _sigmoid(x)                 # exp -> inf: sigmoid 0
 
 
 cdef double _loss_delta(const Spec* s, const Buffers* buf, const floating* Y,
@@ -840,8 +866,7 @@ cdef const floating* _backward(const Spec* s, const floating* params,
             _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
                   D, <int> fo, W, <int> fo, <floating> 0, D_next, <int> fi)
             if code == GELU or code == SILU:
-                _derivative_h(code, <const floating*> buf.H[l - 1], D_next,
-                              B * fi)
+                _times(D_next, <const floating*> buf.H[l - 1], B * fi)
             else:
                 _derivative(code, <const floating*> buf.Z[l - 1], D_next,
                             B * fi, slope)
@@ -1302,21 +1327,19 @@ def _activation_shim(int code, floating[:, ::1] H, floating[:, ::1] Z_out,
     return np.asarray(H2)
 
 
-def _activation_keep_shim(int code, const floating[:, ::1] H,
-                          double slope=0.01):
-    """The hidden path that keeps the pre-activation (gelu, silu layers):
-    returns ``(H + 0, f(H))`` from ``_bias_act_keep`` with a zero bias."""
+def _activation_grad_shim(int code, const floating[:, ::1] H):
+    """The hidden path of gelu/silu layers in a backward pass: returns
+    ``(f(H), f'(H))`` from ``_bias_act_grad`` with a zero bias."""
     cdef Py_ssize_t B = H.shape[0], width = H.shape[1]
     dtype = np.asarray(H).dtype
     cdef floating[::1] zero = np.zeros(width, dtype=dtype)
-    Hk = np.array(H, copy=True)
-    Z = np.empty_like(Hk)
-    cdef floating[:, ::1] Hv = Hk
+    Z = np.array(H, copy=True)
+    G = np.empty_like(Z)
     cdef floating[:, ::1] Zv = Z
+    cdef floating[:, ::1] Gv = G
     with nogil:
-        _bias_act_keep(code, &Hv[0, 0], &zero[0], B, width, &Zv[0, 0],
-                       <floating> slope)
-    return Hk, Z
+        _bias_act_grad(code, &Zv[0, 0], &zero[0], B, width, &Gv[0, 0])
+    return Z, G
 
 
 def _derivative_shim(int code, const floating[:, ::1] Z, floating[:, ::1] D,
@@ -1326,12 +1349,6 @@ def _derivative_shim(int code, const floating[:, ::1] Z, floating[:, ::1] D,
         _derivative(code, &Z[0, 0], &D[0, 0], Z.shape[0] * Z.shape[1],
                     <floating> slope)
 
-
-def _derivative_h_shim(int code, const floating[:, ::1] H,
-                       floating[:, ::1] D):
-    """IN/OUT D: ``D *= f'(H)`` from the pre-activation H (gelu, silu)."""
-    with nogil:
-        _derivative_h(code, &H[0, 0], &D[0, 0], H.shape[0] * H.shape[1])
 
 
 def _maxout_shim(const floating[:, ::1] H, int k):
@@ -1422,7 +1439,7 @@ def forward(net, params, X, logits=False):
     if n == 0:
         return out
     block = min(n, _FORWARD_BLOCK)
-    ws = _Workspace(net, block, False, False)
+    ws = _Workspace(net, block, False, False, False)
     kernel = _dispatch(_forward_chunk, net)
     start = 0
     with _input.session(net, "forward", block) as session:

@@ -64,12 +64,13 @@ def _maxout_backward(dZ, arg, k):
 
 def _hidden(net, i, H):
     """``Z_l = f_l(H_l)`` of hidden layer ``i + 1``, and what its backward
-    pass needs besides ``Z_l``: maxout's arg-max, gelu/silu's ``H_l`` (a copy;
-    H becomes Z in place), else None."""
+    pass needs besides ``Z_l``: maxout's arg-max, gelu/silu's derivative
+    ``f'(H_l)`` (evaluated while H_l is at hand: H becomes Z in place), else
+    None."""
     name = net.activations[i]
     if name == "maxout":
         return _maxout(H, net.maxout_pieces)
-    kept = H.copy() if name in act.DERIVATIVE_FROM_H else None
+    kept = act.DERIVATIVE_AT[name](H) if name in act.DERIVATIVE_AT else None
     return act.apply(name, H, net.negative_slope), kept
 
 
@@ -77,8 +78,8 @@ def _forward(net, coefs, intercepts, X):
     """Forward pass keeping every layer (and what the backward pass needs).
 
     Returns ``(Z, args, H_L)``: ``Z[0] = X``, ``Z[l]`` the output of layer l;
-    ``args[l]`` the maxout arg-max of layer l, its pre-activation H_l for
-    gelu/silu, or None; ``H_L`` the output layer's pre-activation (used by
+    ``args[l]`` the maxout arg-max of layer l, f'(H_l) for gelu/silu, or
+    None; ``H_L`` the output layer's pre-activation (used by
     the poisson loss).
     """
     L = net.n_layers - 1
@@ -130,7 +131,8 @@ def _backward(net, coefs, Z, args, D, coef_grads, intercept_grads):
         dJ/db_l = sum over rows of D_l
         D_{l-1} = D_l . W_l^T  (*) f'(Z_{l-1})   (maxout: routed to the
                                                   arg-max pieces instead;
-                                                  gelu/silu: f'(H_{l-1}))
+                                                  gelu/silu: the f'(H_{l-1})
+                                                  kept by the forward pass)
     """
     for i in range(net.n_layers - 2, -1, -1):
         # dJ/dW_l = Z_{l-1}^T . D_l
@@ -143,10 +145,13 @@ def _backward(net, coefs, Z, args, D, coef_grads, intercept_grads):
             name = net.activations[i - 1]
             if name == "maxout":
                 D = _maxout_backward(dZ, args[i], net.maxout_pieces)
+            elif args[i] is not None:
+                # gelu/silu: D_{l-1} = dJ/dZ_{l-1} (*) f'(H_{l-1}), kept
+                dZ *= args[i]
+                D = dZ
             else:
-                # D_{l-1} = dJ/dZ_{l-1} (*) f'(H_{l-1}) (from Z_{l-1}, or
-                # from the H_{l-1} kept in args for gelu/silu)
-                D = act.derivative(name, Z[i], args[i], dZ, net.negative_slope)
+                # D_{l-1} = dJ/dZ_{l-1} (*) f'(H_{l-1}) written with Z_{l-1}
+                D = act.derivative(name, Z[i], None, dZ, net.negative_slope)
 
 
 def _l2_and_scale(coefs, coef_grads, intercept_grads, alpha, sw_sum):

@@ -8,9 +8,11 @@ activation ``Z`` there. Derivatives take the activation's *output* ``Z`` and
 scale ``delta`` in place, so only the forward outputs need to be stored.
 Two kinds of exceptions:
 
-* "gelu" and "silu" are not invertible, so their derivatives take the
-  pre-activation ``H`` (``DERIVATIVE_FROM_H``); the backends keep ``H`` for
-  exactly those layers (:data:`NEEDS_PRE_ACTIVATION`);
+* "gelu" and "silu" are not invertible: their derivative is a function of
+  the pre-activation ``H`` (``DERIVATIVE_AT``), which the backends evaluate
+  in the forward pass, where ``H`` is at hand (and, for gelu, erf already
+  computed), and keep for exactly those layers
+  (:data:`NEEDS_PRE_ACTIVATION`);
 * maxout's forward pass reduces ``units * k`` columns to ``units``, and its
   backward pass routes ``delta`` to the arg-max piece; both live in the
   backends because they change the array's shape.
@@ -51,7 +53,7 @@ HIDDEN_ACTIVATIONS = (
     "leaky_relu", "elu", "selu", "gelu", "silu",
 )
 # Hidden activations whose derivative needs the pre-activation H (besides
-# maxout, which needs it for its arg-max).
+# maxout, which needs it for its arg-max): the backends keep f'(H) for them.
 NEEDS_PRE_ACTIVATION = ("gelu", "silu")
 
 # SELU's self-normalising constants (Klambauer et al., 2017), and their
@@ -295,10 +297,10 @@ DERIVATIVE = {
     "selu": selu_derivative,
 }
 
-# Derivatives written with the pre-activation H: f'(H), times delta in place.
+# f'(H) as a function of the pre-activation H (a new array): gelu and silu.
 
 
-def gelu_derivative(H, delta):
+def gelu_derivative_at(H):
     # Phi(h) + h * phi(h), phi(h) = e^(-h^2 / 2) / sqrt(2 pi)
     with np.errstate(over="ignore"):  # h^2 -> inf for huge |h|: phi = 0
         g = H * H
@@ -307,29 +309,28 @@ def gelu_derivative(H, delta):
     g *= H.dtype.type(INV_SQRT_2PI)
     g *= H
     g += _gauss_cdf(H)
-    delta *= g
-    return delta
+    return g
 
 
-def silu_derivative(H, delta):
+def silu_derivative_at(H):
     # s (1 + h (1 - s)), s = sigmoid(h)
     s = expit(H)
     g = 1 - s
     g *= H
     g += 1
     g *= s
-    delta *= g
-    return delta
+    return g
 
 
-DERIVATIVE_FROM_H = {"gelu": gelu_derivative, "silu": silu_derivative}
+DERIVATIVE_AT = {"gelu": gelu_derivative_at, "silu": silu_derivative_at}
 
 
 def derivative(name, Z, H, delta, negative_slope=0.01):
     """``delta *= f'(H)`` in place for a hidden activation (not maxout), from
     its output ``Z`` or, for gelu/silu, its pre-activation ``H``."""
-    if name in DERIVATIVE_FROM_H:
-        return DERIVATIVE_FROM_H[name](H, delta)
+    if name in DERIVATIVE_AT:
+        delta *= DERIVATIVE_AT[name](H)
+        return delta
     if name == "leaky_relu":
         return leaky_relu_derivative(Z, delta, negative_slope)
     return DERIVATIVE[name](Z, delta)

@@ -144,8 +144,8 @@ def test_tables_cover_every_public_activation():
         assert name in act.CODES
         if name != "maxout":
             assert name in act.FORWARD
-            assert (name in act.DERIVATIVE) != (name in act.DERIVATIVE_FROM_H)
-    assert set(act.DERIVATIVE_FROM_H) == set(act.NEEDS_PRE_ACTIVATION)
+            assert (name in act.DERIVATIVE) != (name in act.DERIVATIVE_AT)
+    assert set(act.DERIVATIVE_AT) == set(act.NEEDS_PRE_ACTIVATION)
     for name in act.OUT_ACTIVATIONS:
         assert name in act.FORWARD
     assert len(set(act.CODES.values())) == len(act.CODES)
@@ -236,22 +236,24 @@ def _new_forward(backend, name, H):
     Z = np.empty_like(H)
     hidden = cb._activation_shim(act.CODES[name], H.copy(), Z, SLOPE)
     if name in act.NEEDS_PRE_ACTIVATION:
-        # the pass that keeps H (gelu/silu layers) gives the same values
-        kept, Z2 = cb._activation_keep_shim(act.CODES[name], H, SLOPE)
-        np.testing.assert_array_equal(kept, H)
+        # the pass that also keeps f'(H) (gelu/silu layers when training)
+        # gives the same values
+        Z2, _ = cb._activation_grad_shim(act.CODES[name], H)
         np.testing.assert_array_equal(Z2, hidden)
     return hidden
 
 
 def _new_derivative(backend, name, H, Z):
-    """f'(H) (times ones) from what the backend keeps: Z, or H for gelu/silu."""
+    """f'(H) (times ones) as the backend's backward pass gets it: from Z, or
+    for gelu/silu the f'(H) its forward pass keeps."""
     D = np.ones_like(H)
     if backend == "numpy":
         return act.derivative(name, Z, H, D, SLOPE)
     from fastbp import _cython_backend as cb
 
     if name in act.NEEDS_PRE_ACTIVATION:
-        cb._derivative_h_shim(act.CODES[name], H, D)
+        _, G = cb._activation_grad_shim(act.CODES[name], H)
+        D *= G
     else:
         cb._derivative_shim(act.CODES[name], Z, D, SLOPE)
     return D
