@@ -81,7 +81,10 @@ CANONICAL_PAIRS = {
 
 
 def canonical(name):
-    """Return the canonical spelling of an activation name."""
+    """Return the canonical spelling of an activation name (of each name, as
+    a tuple, for a list/tuple of them: one per hidden layer)."""
+    if isinstance(name, (list, tuple)):
+        return tuple(canonical(n) for n in name)
     return ALIASES.get(name, name)
 
 

@@ -295,6 +295,11 @@ def test_leaky_relu_slope_zero_is_relu_and_swish_is_silu():
     assert act.canonical("swish") == "silu"
 
 
+def test_canonical_spells_each_name_of_a_list():
+    assert act.canonical(["swish", "sigmoid", "relu"]) == ("silu", "logistic", "relu")
+    assert act.canonical(("tanh",)) == ("tanh",)
+
+
 def test_hidden_activations_names_the_parameter_and_the_layer_count():
     assert act.hidden_activations("swish", 2) == ("silu", "silu")
     assert act.hidden_activations(["relu", "sigmoid"], 2) == ("relu", "logistic")

@@ -155,6 +155,14 @@ def test_to_sklearn_unsupported_activation(digits, activation):
         clf.to_sklearn()
 
 
+def test_to_sklearn_refuses_a_per_layer_activation_list(digits):
+    X, y = digits
+    clf = BPClassifier((8, 6), activation=["relu", "tanh"], max_iter=2, random_state=0,
+                       backend="numpy").fit(X, y)
+    with pytest.raises(ValueError, match=r"no \('relu', 'tanh'\) hidden activation"):
+        clf.to_sklearn()
+
+
 def test_to_sklearn_unsupported_output():
     X, y = make_regression(n_samples=60, n_features=3, random_state=0)
     reg = BPRegressor(out_activation="softplus", hidden_layer_sizes=(4,), max_iter=2,
