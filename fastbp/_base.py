@@ -216,6 +216,15 @@ class _BaseBP(EarlyStoppingMixin, CallbackSupportMixin, BaseEstimator, ABC):
         net = self._net
         if len(coefs) != net.n_layers - 1 or len(intercepts) != net.n_layers - 1:
             return False
+        # activation / negative_slope set since: predict with them, as
+        # scikit-learn's MLP does (the network is rebuilt from coefs_)
+        activation = self.activation
+        names = [activation] if isinstance(activation, str) else activation
+        if (isinstance(names, (list, tuple)) and all(isinstance(a, str) for a in names)
+                and net.activation != act.canonical(activation)):
+            return False
+        if net.negative_slope != getattr(self, "negative_slope", net.negative_slope):
+            return False
         vc, vi = net.views(params)
         for a, b in zip(coefs + intercepts, vc + vi):
             if not isinstance(a, np.ndarray) or a.base is not params:

@@ -309,3 +309,29 @@ def test_hidden_activations_names_the_parameter_and_the_layer_count():
         act.hidden_activations(["relu", "softmax"], 2)
     with pytest.raises(TypeError, match="activation must be a str or a list"):
         act.hidden_activations(3, 2)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+def test_predict_follows_activation_and_negative_slope_set_after_fit(backend):
+    # as scikit-learn's MLP, which applies self.activation at every predict
+    from sklearn.datasets import load_digits
+
+    from fastbp import BPClassifier
+
+    if backend == "cython":
+        pytest.importorskip("fastbp._cython_backend")
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16, y[:200]
+    clf = BPClassifier((8, 6), activation="leaky_relu", max_iter=3, random_state=0,
+                       backend=backend).fit(X, y)
+    fitted = clf.predict_proba(X)
+    steep = clf.set_params(negative_slope=0.5).predict_proba(X)
+    assert not np.allclose(steep, fitted)
+    assert_allclose(clf.set_params(negative_slope=0.01).predict_proba(X), fitted, rtol=0, atol=0)
+    coefs = [c.copy() for c in clf.coefs_]
+    other = clf.set_params(activation=["tanh", "gelu"]).predict_proba(X)
+    reference = BPClassifier((8, 6), activation=["tanh", "gelu"], backend=backend)
+    reference.__dict__.update({k: v for k, v in clf.__dict__.items() if k.endswith("_")})
+    reference.coefs_ = coefs
+    assert not np.allclose(other, fitted)
+    assert_allclose(other, reference.predict_proba(X), rtol=1e-12)
