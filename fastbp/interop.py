@@ -326,8 +326,8 @@ def _onnx_activation(scope, container, add_node, name, x, y, slope, double):
         else:
             u = node("Mul", [x, const(act.INV_SQRT2)])
             if double:
-                e = node("Cast", [node("Erf", [node("Cast", [u], to=onnx_proto.TensorProto.FLOAT)])],
-                         to=onnx_proto.TensorProto.DOUBLE)
+                u = node("Cast", [u], to=onnx_proto.TensorProto.FLOAT)
+                e = node("Cast", [node("Erf", [u])], to=onnx_proto.TensorProto.DOUBLE)
             else:
                 e = node("Erf", [u])
             phi = node("Mul", [node("Add", [e, const(1.0)]), const(0.5)])

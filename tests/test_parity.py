@@ -1,9 +1,10 @@
 """The compiled backend gives the NumPy backend's numbers.
 
 Random small networks (hypothesis, derandomized): every hidden activation,
-one per layer too (maxout mixed with the others), every output/loss pairing, every stochastic solver, both dtypes, dense X in
-C / Fortran / non-contiguous layout and CSR X, with and without sample
-weights, batch sizes from 1 to past the number of rows. Two epochs of
+one per layer too (maxout mixed with the others), every output/loss
+pairing, every stochastic solver, both dtypes, dense X in C / Fortran /
+non-contiguous layout and CSR X, with and without sample weights, batch
+sizes from 1 to past the number of rows. Two epochs of
 ``train_epoch`` from the same start must give the same parameters and mean
 losses; ``forward`` and ``loss_grad`` must agree too.
 """
