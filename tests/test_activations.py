@@ -311,15 +311,13 @@ def test_hidden_activations_names_the_parameter_and_the_layer_count():
         act.hidden_activations(3, 2)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "cython"])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_predict_follows_activation_and_negative_slope_set_after_fit(backend):
     # as scikit-learn's MLP, which applies self.activation at every predict
     from sklearn.datasets import load_digits
 
     from fastbp import BPClassifier
 
-    if backend == "cython":
-        pytest.importorskip("fastbp._cython_backend")
     X, y = load_digits(return_X_y=True)
     X, y = X[:200] / 16, y[:200]
     clf = BPClassifier((8, 6), activation="leaky_relu", max_iter=3, random_state=0,
