@@ -159,7 +159,7 @@ def test_to_sklearn_refuses_a_per_layer_activation_list(digits):
     X, y = digits
     clf = BPClassifier((8, 6), activation=["relu", "tanh"], max_iter=2, random_state=0,
                        backend="numpy").fit(X, y)
-    with pytest.raises(ValueError, match=r"no \('relu', 'tanh'\) hidden activation"):
+    with pytest.raises(ValueError, match="'relu', 'tanh'"):  # names the list
         clf.to_sklearn()
 
 
