@@ -179,12 +179,30 @@ class _BaseBP(
     def _make_network(self, layer_units, dtype):
         return Network(
             layer_units,
-            self.activation,
+            self._checked_activation(len(layer_units) - 2),
             self.out_activation_,
             self._loss_name(),
             self.maxout_pieces,
             dtype,
+            negative_slope=self.negative_slope,
         )
+
+    def _checked_activation(self, n_hidden):
+        """``activation`` checked for ``n_hidden`` hidden layers: a list/tuple
+        holding anything but known names is an InvalidParameterError (as a
+        bad string is); one of the wrong length a ValueError naming both
+        numbers."""
+        activation = self.activation
+        if not isinstance(activation, str):
+            known = set(act.HIDDEN_ACTIVATIONS) | set(act.ALIASES)
+            if not all(isinstance(a, str) and a in known for a in activation):
+                raise InvalidParameterError(
+                    f"The 'activation' parameter of {type(self).__name__} must be "
+                    f"a str among {sorted(known)} or a list/tuple of them, one per "
+                    f"hidden layer. Got {activation!r} instead."
+                )
+        act.hidden_activations(activation, n_hidden)
+        return activation
 
     def _set_buffer(self, net, params):
         """Make ``params`` the parameter buffer; coefs_/intercepts_ view it."""
@@ -202,6 +220,15 @@ class _BaseBP(
             return False
         net = self._net
         if len(coefs) != net.n_layers - 1 or len(intercepts) != net.n_layers - 1:
+            return False
+        # activation / negative_slope set since: predict with them, as
+        # scikit-learn's MLP does (the network is rebuilt from coefs_)
+        activation = self.activation
+        names = [activation] if isinstance(activation, str) else activation
+        if (isinstance(names, (list, tuple)) and all(isinstance(a, str) for a in names)
+                and net.activation != act.canonical(activation)):
+            return False
+        if net.negative_slope != getattr(self, "negative_slope", net.negative_slope):
             return False
         vc, vi = net.views(params)
         for a, b in zip(coefs + intercepts, vc + vi):
@@ -221,7 +248,7 @@ class _BaseBP(
             self._loss_name(), self.maxout_pieces, dtype,
             n_features=getattr(self, "n_features_in_", None),
             n_outputs=getattr(self, "n_outputs_", None),
-            names=("coefs_", "intercepts_"),
+            names=("coefs_", "intercepts_"), negative_slope=self.negative_slope,
         )
 
     def _current(self, dtype=None):

@@ -43,7 +43,7 @@ from cython cimport floating
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.math cimport (exp, expf, log, logf, log1p, log1pf, expm1, expm1f,
-                        tanh, tanhf, sqrt, fabs, fabsf, pow)
+                        tanh, tanhf, sqrt, fabs, fabsf, pow, erf, erff)
 from libc.string cimport memcpy, memset
 from libc.limits cimport INT_MAX
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sdot, ddot
@@ -91,6 +91,11 @@ cdef enum:
     MAXOUT = 5
     EXP = 6
     SOFTMAX = 7
+    LEAKY_RELU = 8
+    ELU = 9
+    SELU = 10
+    GELU = 11
+    SILU = 12
 
 cdef enum:
     SQUARED_ERROR = 0
@@ -102,9 +107,17 @@ cdef enum:
     SOLVER_ADAM = 1
 
 assert (_act.IDENTITY, _act.LOGISTIC, _act.TANH, _act.RELU, _act.SOFTPLUS,
-        _act.MAXOUT, _act.EXP, _act.SOFTMAX) == tuple(range(8))
+        _act.MAXOUT, _act.EXP, _act.SOFTMAX, _act.LEAKY_RELU, _act.ELU,
+        _act.SELU, _act.GELU, _act.SILU) == tuple(range(13))
 assert (_act.SQUARED_ERROR, _act.LOG_LOSS, _act.POISSON) == (0, 1, 2)
 assert (_SGD, _ADAM) == (SOLVER_SGD, SOLVER_ADAM)
+
+# SELU's constants and GELU's 1/sqrt(2), 1/sqrt(2 pi): activations.py's values
+# (cast to the kernel's type where used, as NumPy casts them).
+cdef double SELU_SCALE = _act.SELU_SCALE
+cdef double SELU_SCALE_ALPHA = _act.SELU_SCALE_ALPHA
+cdef double INV_SQRT2 = _act.INV_SQRT2
+cdef double INV_SQRT_2PI = _act.INV_SQRT_2PI
 
 # Seconds of work per chunk: a chunk kernel returns to Python (BLAS-thread
 # policy, Ctrl-C) after the unit that crosses this budget.
@@ -146,6 +159,22 @@ cdef inline floating _tanh(floating x) noexcept nogil:
         return tanhf(x)
     else:
         return tanh(x)
+
+cdef inline floating _erf(floating x) noexcept nogil:
+    if floating is float:
+        return erff(x)
+    else:
+        return erf(x)
+
+cdef inline floating _gauss_cdf(floating x) noexcept nogil:
+    # Phi(x) = (erf(x / sqrt(2)) + 1) / 2, in the kernel's type throughout
+    cdef floating one = 1, half = 0.5
+    return (_erf(x * <floating> INV_SQRT2) + one) * half
+
+cdef inline floating _sigmoid(floating x) noexcept nogil:
+    # 1 / (1 + e^-x), in the kernel's type (silu; e^-x -> inf gives 0)
+    cdef floating one = 1
+    return one / (one + _exp(-x))
 
 cdef inline floating _fabs(floating x) noexcept nogil:
     if floating is float:
@@ -198,20 +227,24 @@ cdef floating _sqnorm(const floating* x, int n) noexcept nogil:
 cdef struct Spec:
     # Shape of the network; pointers into a (5, L) intp table owned by Python.
     Py_ssize_t L              # number of weight layers
-    int act, out_act, loss, k
+    int out_act, loss, k      # k: maxout_pieces (of the maxout layers)
     bint canonical
+    double slope              # negative_slope of leaky_relu layers
     Py_ssize_t n_params, n_coefs
     const Py_ssize_t* fan_in  # rows of W_l
     const Py_ssize_t* fan_out  # columns of W_l (units * k for maxout)
     const Py_ssize_t* units   # output units of layer l
     const Py_ssize_t* coef_off
     const Py_ssize_t* icpt_off
+    const Py_ssize_t* acts    # activation code of hidden layer l (l < L-1)
 
 
 cdef struct Buffers:
     # Per-layer pointers into the scratch buffers (layer l = 0 .. L-1).
     void** Z         # Z[l]: activation output of hidden layer l (B x units)
-    void** H         # H[l]: maxout pre-activation (B x units*k) or NULL
+    void** H         # H[l]: maxout's pre-activation (B x units*k), gelu's and
+                     # silu's derivative f'(H) (B x units; workspaces for a
+                     # backward pass only), or NULL
     int** arg        # arg[l]: maxout arg-max piece (B x units) or NULL
     void* H_out      # output pre-activation (B x n_out)
     void* Z_out      # output activation (B x n_out)
@@ -247,7 +280,9 @@ cdef class _Workspace:
     works.
 
     ``gather``: room for a dense minibatch gathered from X (train_epoch);
-    ``grad``: a gradient buffer (train_epoch; loss_grad writes the caller's).
+    ``grad``: a gradient buffer (train_epoch; loss_grad writes the caller's);
+    ``backward``: the calls run backward passes (not the predict path), so
+    gelu/silu layers keep their derivative.
     """
 
     cdef Spec spec
@@ -258,7 +293,8 @@ cdef class _Workspace:
     cdef int** arg_ptrs           # arg[l]
     cdef object table, scratch, args, grad   # owners of the memory above
 
-    def __cinit__(self, net, Py_ssize_t rows, bint gather, bint grad):
+    def __cinit__(self, net, Py_ssize_t rows, bint gather, bint grad,
+                  bint backward=True):
         cdef Py_ssize_t L = net.n_layers - 1, l
         cdef Py_ssize_t itemsize = net.dtype.itemsize
         cdef const Py_ssize_t[:, ::1] table
@@ -266,7 +302,10 @@ cdef class _Workspace:
         cdef int[::1] args
         cdef char* base
         cdef Py_ssize_t arg_off = 0
-        maxout = net.activation == "maxout"
+        maxouts = [a == "maxout" for a in net.activations]
+        keep = [m or (backward and k)
+                for m, k in zip(maxouts, net.keeps_pre_activation)]
+        maxout = any(maxouts)
         units = net.layer_units[1:]
         fan_out = net.fan_out
         # BLAS takes 32-bit sizes: every GEMM dimension, and n of the dot
@@ -279,10 +318,12 @@ cdef class _Workspace:
         self.rows = rows
         self.table = np.ascontiguousarray(
             [net.fan_in, fan_out, units, net.coef_offsets,
-             net.intercept_offsets], dtype=np.intp)
+             net.intercept_offsets,
+             list(net.activation_codes) + [net.out_activation_code]],
+            dtype=np.intp)
         table = self.table
         self.spec.L = L
-        self.spec.act = net.activation_code
+        self.spec.slope = net.negative_slope
         self.spec.out_act = net.out_activation_code
         self.spec.loss = net.loss_code
         self.spec.k = net.maxout_pieces if maxout else 1
@@ -294,13 +335,14 @@ cdef class _Workspace:
         self.spec.units = &table[2, 0]
         self.spec.coef_off = &table[3, 0]
         self.spec.icpt_off = &table[4, 0]
+        self.spec.acts = &table[5, 0]
 
         # Element offsets of every buffer in one scratch block, each starting
         # on an 8-element boundary (from the base).
         sizes = []          # (buffer, elements)
         for l in range(L - 1):
             sizes.append((("Z", l), rows * units[l]))
-            if maxout:
+            if keep[l]:
                 sizes.append((("H", l), rows * fan_out[l]))
         n_out = units[L - 1]
         width = max(list(fan_out) + list(units))
@@ -316,8 +358,9 @@ cdef class _Workspace:
             offsets[key] = total * itemsize
             total += -(-size // 8) * 8 + 8
         self.scratch = np.empty(total, dtype=net.dtype)
-        self.args = np.empty(max(rows * sum(units[:L - 1]), 1) if maxout else 1,
-                             dtype=np.intc)
+        self.args = np.empty(
+            max(rows * sum(u for u, m in zip(units[:L - 1], maxouts) if m), 1),
+            dtype=np.intc)
         raw = self.scratch.view(np.uint8)
         args = self.args
         base = &raw[0]
@@ -328,8 +371,9 @@ cdef class _Workspace:
             raise MemoryError()
         for l in range(L - 1):
             self.layer_ptrs[l] = base + <Py_ssize_t> offsets["Z", l]
-            if maxout:
+            if keep[l]:
                 self.layer_ptrs[L + l] = base + <Py_ssize_t> offsets["H", l]
+            if maxouts[l]:
                 self.arg_ptrs[l] = &args[arg_off]
                 arg_off += rows * units[l]
         self.buf.Z = self.layer_ptrs
@@ -374,7 +418,8 @@ cdef inline void _set_input(Input* inp, bint sparse,
 # ======================================================= elementwise kernels
 
 cdef void _bias_act(int code, floating* H, const floating* b,
-                    Py_ssize_t B, Py_ssize_t width) noexcept nogil:
+                    Py_ssize_t B, Py_ssize_t width,
+                    floating slope) noexcept nogil:
     """Hidden layer, in place: ``H = f(H + b)`` (NumPy: ``H += b; f(H)``),
     row by row so the second pass reads the row from L1."""
     cdef Py_ssize_t r, j
@@ -383,7 +428,40 @@ cdef void _bias_act(int code, floating* H, const floating* b,
         h = H + r * width
         for j in range(width):
             h[j] += b[j]
-        _act_flat(code, h, width)
+        _act_flat(code, h, width, slope)
+
+
+cdef void _bias_act_grad(int code, floating* H, const floating* b,
+                         Py_ssize_t B, Py_ssize_t width,
+                         floating* G) noexcept nogil:
+    """gelu/silu layer of a backward pass, in place: ``H = f(H + b)`` and
+    ``G = f'(H + b)``, the derivative the backward pass multiplies by,
+    evaluated here where the pre-activation is at hand (and gelu's erf,
+    silu's sigmoid already computed), row by row (the row is in L1). The
+    operation order of activations.gelu/silu and *_derivative_at."""
+    cdef Py_ssize_t r, j
+    cdef floating* h
+    cdef floating* g
+    cdef floating x, p, e
+    cdef floating c2 = <floating> INV_SQRT_2PI, neg_half = -0.5, one = 1
+    for r in range(B):
+        h = H + r * width
+        g = G + r * width
+        for j in range(width):
+            h[j] += b[j]
+        if code == GELU:
+            for j in range(width):
+                x = h[j]
+                p = _gauss_cdf(x)                      # Phi(h)
+                e = _exp((x * x) * neg_half)           # sqrt(2 pi) phi(h)
+                h[j] = x * p                           # h Phi(h)
+                g[j] = e * c2 * x + p                  # Phi(h) + h phi(h)
+        else:  # SILU
+            for j in range(width):
+                x = h[j]
+                p = _sigmoid(x)
+                h[j] = x * p
+                g[j] = ((one - p) * x + one) * p       # s (1 + h (1 - s))
 
 
 cdef void _bias_maxout(const floating* H, const floating* b, Py_ssize_t B,
@@ -420,10 +498,16 @@ cdef void _maxout_backward(const floating* dZ, const int* arg, Py_ssize_t B,
 
 
 cdef void _derivative(int code, const floating* Z, floating* D,
-                      Py_ssize_t n) noexcept nogil:
+                      Py_ssize_t n, floating slope) noexcept nogil:
     """``D *= f'(H)`` written with the output Z, in place over n elements
-    (the operation order of activations.*_derivative)."""
+    (the operation order of activations.*_derivative). Not gelu/silu: see
+    ``_derivative_h``."""
     cdef Py_ssize_t i
+    cdef floating sa = <floating> SELU_SCALE_ALPHA, sc = <floating> SELU_SCALE
+    cdef floating z, zero = 0
+    # 1, computed (slope is finite): the compiler cannot fold D * one into D,
+    # so the leaky_relu loop stays a select and a multiply, and vectorizes
+    cdef floating one = slope * 0 + 1
     if code == RELU:
         for i in range(n):
             if Z[i] <= 0:
@@ -440,7 +524,27 @@ cdef void _derivative(int code, const floating* Z, floating* D,
     elif code == EXP:
         for i in range(n):
             D[i] = D[i] * Z[i]
+    elif code == LEAKY_RELU:
+        for i in range(n):
+            D[i] = D[i] * (slope if Z[i] <= 0 else one)
+    elif code == ELU:
+        for i in range(n):
+            # e^h = Z + 1 for h <= 0, else 1 (= min(Z, 0) + 1: no branch)
+            z = Z[i]
+            D[i] = D[i] * ((z if z < 0 else zero) + 1)
+    elif code == SELU:
+        for i in range(n):
+            # scale * alpha * e^h = Z + scale * alpha for h <= 0, else scale
+            D[i] = D[i] * (Z[i] + sa if Z[i] <= 0 else sc)
     # IDENTITY: nothing
+
+
+cdef void _times(floating* D, const floating* G, Py_ssize_t n) noexcept nogil:
+    """``D *= G`` over n elements (gelu/silu: G = f'(H), kept by the
+    forward pass)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        D[i] = D[i] * G[i]
 
 
 cdef void _colsum(const floating* D, Py_ssize_t B, Py_ssize_t width,
@@ -515,7 +619,8 @@ cdef void _forward(const Spec* s, const floating* params, const Input* inp,
     cdef const floating* b
     cdef const floating* Z_prev
     cdef floating* H
-    cdef bint maxout = s.act == MAXOUT
+    cdef int code = 0
+    cdef floating slope = <floating> s.slope
     for l in range(s.L):
         W = params + s.coef_off[l]
         b = params + s.icpt_off[l]
@@ -523,10 +628,12 @@ cdef void _forward(const Spec* s, const floating* params, const Input* inp,
         fo = s.fan_out[l]
         if l == s.L - 1:
             H = <floating*> buf.H_out
-        elif maxout:
-            H = <floating*> buf.H[l]
         else:
-            H = <floating*> buf.Z[l]
+            code = <int> s.acts[l]
+            if code == MAXOUT:       # H (units * k columns) apart from Z
+                H = <floating*> buf.H[l]
+            else:
+                H = <floating*> buf.Z[l]
         if l == 0:
             if inp.sparse:
                 _csr_times_W(inp, B, W, fo, H)              # H = X @ W_1
@@ -550,11 +657,13 @@ cdef void _forward(const Spec* s, const floating* params, const Input* inp,
             _gemm(False, False, <int> B, <int> fo, <int> fi, <floating> 1,
                   Z_prev, <int> fi, W, <int> fo, <floating> 0, H, <int> fo)
         if l < s.L - 1:
-            if maxout:
+            if code == MAXOUT:
                 _bias_maxout(H, b, B, s.units[l], s.k, <floating*> buf.Z[l],
                              buf.arg[l])
+            elif buf.H[l] != NULL:   # gelu, silu: keep f'(H) for backward
+                _bias_act_grad(code, H, b, B, fo, <floating*> buf.H[l])
             else:
-                _bias_act(s.act, H, b, B, fo)
+                _bias_act(code, H, b, B, fo, slope)
         else:
             _output_act(s.out_act, H, b, B, fo, <floating*> buf.Z_out)
 
@@ -584,13 +693,19 @@ cdef void _output_act(int code, floating* H, const floating* b, Py_ssize_t B,
                 z[j] = z[j] / total
     else:
         memcpy(Z, H, n * sizeof(floating))
-        _act_flat(code, Z, n)
+        _act_flat(code, Z, n, 0)
 
 
-cdef void _act_flat(int code, floating* h, Py_ssize_t n) noexcept nogil:
-    """``h = f(h)`` in place over n contiguous elements (not maxout/softmax)."""
+cdef void _act_flat(int code, floating* h, Py_ssize_t n,
+                    floating slope) noexcept nogil:
+    """``h = f(h)`` in place over n contiguous elements (not maxout/softmax);
+    ``slope``: leaky_relu's negative slope."""
     cdef Py_ssize_t j
     cdef floating x, pos
+    cdef floating sa = <floating> SELU_SCALE_ALPHA, sc = <floating> SELU_SCALE
+    # 1, computed (slope is finite), as in _derivative: a select and a
+    # multiply, which vectorize
+    cdef floating one = slope * 0 + 1
     if code == RELU:
         for j in range(n):
             h[j] = 0 if h[j] < 0 else h[j]          # np.maximum(H, 0); NaN stays
@@ -609,6 +724,26 @@ cdef void _act_flat(int code, floating* h, Py_ssize_t n) noexcept nogil:
     elif code == EXP:
         for j in range(n):
             h[j] = _exp(h[j])
+    elif code == LEAKY_RELU:
+        for j in range(n):
+            x = h[j]
+            h[j] = x * (slope if x < 0 else one)    # NaN stays
+    elif code == ELU:
+        for j in range(n):
+            x = h[j]
+            h[j] = x if x > 0 else _expm1(x)       # expm1 only of x <= 0
+    elif code == SELU:
+        for j in range(n):
+            x = h[j]
+            h[j] = x * sc if x > 0 else _expm1(x) * sa
+    elif code == GELU:
+        for j in range(n):
+            x = h[j]
+            h[j] = x * _gauss_cdf(x)               # x Phi(x), erf form
+    elif code == SILU:
+        for j in range(n):
+            x = h[j]
+            h[j] = x * _sigmoid(x)                 # exp -> inf: sigmoid 0
 
 
 cdef double _loss_delta(const Spec* s, const Buffers* buf, const floating* Y,
@@ -662,7 +797,7 @@ cdef double _loss_delta(const Spec* s, const Buffers* buf, const floating* Y,
         for j in range(width):
             d[j] = z[j] - y[j]
         if not s.canonical:
-            _derivative(s.out_act, z, d, width)
+            _derivative(s.out_act, z, d, width, 0)
         if sw != NULL:
             w = sw[r]
             for j in range(width):
@@ -683,7 +818,8 @@ cdef const floating* _backward(const Spec* s, const floating* params,
         dJ/dW_l = Z_{l-1}^T . D_l        (Z_0 = X)
         dJ/db_l = sum over rows of D_l
         D_{l-1} = D_l . W_l^T  (*) f'(Z_{l-1})   (maxout: routed to the
-                                                  arg-max pieces instead)
+                                                  arg-max pieces instead;
+                                                  gelu/silu: f'(H_{l-1}))
 
     ``skip_dW1``: leave dJ/dW_1 (first layer, dense input) to the caller,
     which forms it in row blocks fused with the optimizer (``_dW1_step``).
@@ -697,7 +833,8 @@ cdef const floating* _backward(const Spec* s, const floating* params,
     cdef floating* tmp
     cdef floating* GW
     cdef floating beta = 1 if accumulate else 0
-    cdef bint maxout = s.act == MAXOUT
+    cdef floating slope = <floating> s.slope
+    cdef int code
     for l in range(s.L - 1, -1, -1):
         W = params + s.coef_off[l]
         fi = s.fan_in[l]
@@ -716,7 +853,8 @@ cdef const floating* _backward(const Spec* s, const floating* params,
         _colsum(D, B, fo, accumulate, G + s.icpt_off[l])
         if l == 0:
             break
-        if maxout:
+        code = <int> s.acts[l - 1]
+        if code == MAXOUT:
             # dJ/dZ_{l-1} = D_l . W_l^T, routed to the arg-max pieces
             _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
                   D, <int> fo, W, <int> fo, <floating> 0,
@@ -724,10 +862,14 @@ cdef const floating* _backward(const Spec* s, const floating* params,
             _maxout_backward(<const floating*> buf.dZ, buf.arg[l - 1], B,
                              s.units[l - 1], s.k, D_next)
         else:
-            # D_{l-1} = D_l . W_l^T (*) f'(Z_{l-1})
+            # D_{l-1} = D_l . W_l^T (*) f'(Z_{l-1})  (gelu, silu: f'(H_{l-1}))
             _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
                   D, <int> fo, W, <int> fo, <floating> 0, D_next, <int> fi)
-            _derivative(s.act, <const floating*> buf.Z[l - 1], D_next, B * fi)
+            if code == GELU or code == SILU:
+                _times(D_next, <const floating*> buf.H[l - 1], B * fi)
+            else:
+                _derivative(code, <const floating*> buf.Z[l - 1], D_next,
+                            B * fi, slope)
         tmp = D
         D = D_next
         D_next = tmp
@@ -1168,10 +1310,12 @@ def _gemm_shim(bint trans_a, bint trans_b, double alpha,
               &C[0, 0], <int> C.shape[1])
 
 
-def _activation_shim(int code, floating[:, ::1] H, floating[:, ::1] Z_out):
+def _activation_shim(int code, floating[:, ::1] H, floating[:, ::1] Z_out,
+                     double slope=0.01):
     """Output-layer activation ``Z_out = f(H)`` (softmax too), with a zero
-    bias; hidden activations through the fused bias pass when not softmax.
-    IN/OUT: H (bias added in place), Z_out."""
+    bias; hidden activations through the fused bias pass when not softmax
+    (``slope``: leaky_relu's; the output path has none, give 0 there).
+    IN/OUT: H (bias added in place), Z_out. Returns the hidden path's f(H)."""
     cdef Py_ssize_t B = H.shape[0], width = H.shape[1]
     cdef floating[::1] zero = np.zeros(width, dtype=np.asarray(H).dtype)
     cdef floating[:, ::1] H2 = np.array(H, copy=True)
@@ -1179,14 +1323,32 @@ def _activation_shim(int code, floating[:, ::1] H, floating[:, ::1] Z_out):
         _output_act(code, &H[0, 0], &zero[0], B, width, &Z_out[0, 0])
         if code != SOFTMAX:
             # the hidden-layer path must agree with the output-layer path
-            _bias_act(code, &H2[0, 0], &zero[0], B, width)
+            _bias_act(code, &H2[0, 0], &zero[0], B, width, <floating> slope)
     return np.asarray(H2)
 
 
-def _derivative_shim(int code, const floating[:, ::1] Z, floating[:, ::1] D):
+def _activation_grad_shim(int code, const floating[:, ::1] H):
+    """The hidden path of gelu/silu layers in a backward pass: returns
+    ``(f(H), f'(H))`` from ``_bias_act_grad`` with a zero bias."""
+    cdef Py_ssize_t B = H.shape[0], width = H.shape[1]
+    dtype = np.asarray(H).dtype
+    cdef floating[::1] zero = np.zeros(width, dtype=dtype)
+    Z = np.array(H, copy=True)
+    G = np.empty_like(Z)
+    cdef floating[:, ::1] Zv = Z
+    cdef floating[:, ::1] Gv = G
+    with nogil:
+        _bias_act_grad(code, &Zv[0, 0], &zero[0], B, width, &Gv[0, 0])
+    return Z, G
+
+
+def _derivative_shim(int code, const floating[:, ::1] Z, floating[:, ::1] D,
+                     double slope=0.01):
     """IN/OUT D: ``D *= f'(H)`` written with Z = f(H)."""
     with nogil:
-        _derivative(code, &Z[0, 0], &D[0, 0], Z.shape[0] * Z.shape[1])
+        _derivative(code, &Z[0, 0], &D[0, 0], Z.shape[0] * Z.shape[1],
+                    <floating> slope)
+
 
 
 def _maxout_shim(const floating[:, ::1] H, int k):
@@ -1277,7 +1439,7 @@ def forward(net, params, X, logits=False):
     if n == 0:
         return out
     block = min(n, _FORWARD_BLOCK)
-    ws = _Workspace(net, block, False, False)
+    ws = _Workspace(net, block, False, False, False)
     kernel = _dispatch(_forward_chunk, net)
     start = 0
     with _input.session(net, "forward", block) as session:

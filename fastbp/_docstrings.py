@@ -12,11 +12,20 @@ ENTRIES = {
         The ith element is the number of units of the ith hidden layer.""",
     "activation": """\
     activation : {"identity", "logistic", "sigmoid", "tanh", "relu", "softplus", \
-"maxout"}, default="relu"
+"maxout", "leaky_relu", "elu", "selu", "gelu", "silu", "swish"} or list of \
+str, default="relu"
         Activation of the hidden layers: "identity" ``f(x) = x``;
         "logistic" (alias "sigmoid") ``f(x) = 1 / (1 + exp(-x))``; "tanh";
         "relu" ``f(x) = max(0, x)``; "softplus" ``f(x) = log(1 + exp(x))``;
-        "maxout", the maximum of ``maxout_pieces`` linear pieces per unit.""",
+        "maxout", the maximum of ``maxout_pieces`` linear pieces per unit;
+        "leaky_relu" ``f(x) = x if x > 0 else negative_slope * x``; "elu"
+        ``f(x) = x if x > 0 else exp(x) - 1``; "selu", the self-normalising
+        ``f(x) = scale * (x if x > 0 else alpha * (exp(x) - 1))`` with
+        ``scale = 1.0507...`` and ``alpha = 1.6733...``; "gelu" (exact)
+        ``f(x) = x * Phi(x)``, ``Phi`` the standard normal CDF; "silu" (alias
+        "swish") ``f(x) = x / (1 + exp(-x))``. A list or tuple gives one per
+        hidden layer, e.g. ``activation=["relu", "tanh"]`` for
+        ``hidden_layer_sizes=(64, 32)``; "maxout" may be one of them.""",
     "solver": """\
     solver : {"lbfgs", "sgd", "adam"}, default="adam"
         Weight optimizer: "lbfgs" is scipy's L-BFGS-B on the full data,

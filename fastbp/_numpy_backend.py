@@ -62,12 +62,25 @@ def _maxout_backward(dZ, arg, k):
     return D.reshape(n, units * k)
 
 
+def _hidden(net, i, H):
+    """``Z_l = f_l(H_l)`` of hidden layer ``i + 1``, and what its backward
+    pass needs besides ``Z_l``: maxout's arg-max, gelu/silu's derivative
+    ``f'(H_l)`` (evaluated while H_l is at hand: H becomes Z in place), else
+    None."""
+    name = net.activations[i]
+    if name == "maxout":
+        return _maxout(H, net.maxout_pieces)
+    kept = act.DERIVATIVE_AT[name](H) if name in act.DERIVATIVE_AT else None
+    return act.apply(name, H, net.negative_slope), kept
+
+
 def _forward(net, coefs, intercepts, X):
-    """Forward pass keeping every layer (and maxout's arg-max).
+    """Forward pass keeping every layer (and what the backward pass needs).
 
     Returns ``(Z, args, H_L)``: ``Z[0] = X``, ``Z[l]`` the output of layer l;
-    ``args[l]`` the maxout arg-max of layer l (or None); ``H_L`` the output
-    layer's pre-activation (used by the poisson loss).
+    ``args[l]`` the maxout arg-max of layer l, f'(H_l) for gelu/silu, or
+    None; ``H_L`` the output layer's pre-activation (used by
+    the poisson loss).
     """
     L = net.n_layers - 1
     Z = [X]
@@ -79,12 +92,8 @@ def _forward(net, coefs, intercepts, X):
         H += intercepts[i]
         if i < L - 1:
             # Z_l = f(H_l)
-            if net.activation == "maxout":
-                H, arg = _maxout(H, net.maxout_pieces)
-                args.append(arg)
-            else:
-                act.FORWARD[net.activation](H)
-                args.append(None)
+            H, arg = _hidden(net, i, H)
+            args.append(arg)
         else:
             H_L = H.copy() if net.loss == "poisson" else None
             act.FORWARD[net.out_activation](H)
@@ -121,7 +130,9 @@ def _backward(net, coefs, Z, args, D, coef_grads, intercept_grads):
         dJ/dW_l = Z_{l-1}^T . D_l        (Z_0 = X)
         dJ/db_l = sum over rows of D_l
         D_{l-1} = D_l . W_l^T  (*) f'(Z_{l-1})   (maxout: routed to the
-                                                  arg-max pieces instead)
+                                                  arg-max pieces instead;
+                                                  gelu/silu: the f'(H_{l-1})
+                                                  kept by the forward pass)
     """
     for i in range(net.n_layers - 2, -1, -1):
         # dJ/dW_l = Z_{l-1}^T . D_l
@@ -131,11 +142,16 @@ def _backward(net, coefs, Z, args, D, coef_grads, intercept_grads):
         if i > 0:
             # dJ/dZ_{l-1} = D_l . W_l^T
             dZ = D @ coefs[i].T
-            if net.activation == "maxout":
+            name = net.activations[i - 1]
+            if name == "maxout":
                 D = _maxout_backward(dZ, args[i], net.maxout_pieces)
+            elif args[i] is not None:
+                # gelu/silu: D_{l-1} = dJ/dZ_{l-1} (*) f'(H_{l-1}), kept
+                dZ *= args[i]
+                D = dZ
             else:
-                # D_{l-1} = dJ/dZ_{l-1} (*) f'(Z_{l-1})
-                D = act.DERIVATIVE[net.activation](Z[i], dZ)
+                # D_{l-1} = dJ/dZ_{l-1} (*) f'(H_{l-1}) written with Z_{l-1}
+                D = act.derivative(name, Z[i], None, dZ, net.negative_slope)
 
 
 def _l2_and_scale(coefs, coef_grads, intercept_grads, alpha, sw_sum):
@@ -175,10 +191,11 @@ def _predict_block(net, coefs, intercepts, X, logits):
         H = _dot(Z, coefs[i])
         H += intercepts[i]
         if i < L - 1:
-            if net.activation == "maxout":
+            name = net.activations[i]
+            if name == "maxout":
                 H, _ = _maxout(H, net.maxout_pieces)
             else:
-                act.FORWARD[net.activation](H)
+                act.apply(name, H, net.negative_slope)
         elif not logits:
             act.FORWARD[net.out_activation](H)
         Z = H

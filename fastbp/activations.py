@@ -6,16 +6,29 @@ canonical name (``"sigmoid"`` is an alias resolved by :func:`canonical`).
 Forward functions work in place on the pre-activation ``H`` and leave the
 activation ``Z`` there. Derivatives take the activation's *output* ``Z`` and
 scale ``delta`` in place, so only the forward outputs need to be stored.
-Maxout is the exception: its forward pass reduces ``units * k`` columns to
-``units``, and its backward pass routes ``delta`` to the arg-max piece; both
-live in the backends because they change the array's shape.
+Two kinds of exceptions:
+
+* "gelu" and "silu" are not invertible: their derivative is a function of
+  the pre-activation ``H`` (``DERIVATIVE_AT``), which the backends evaluate
+  in the forward pass, where ``H`` is at hand (and, for gelu, erf already
+  computed), and keep for exactly those layers
+  (:data:`NEEDS_PRE_ACTIVATION`);
+* maxout's forward pass reduces ``units * k`` columns to ``units``, and its
+  backward pass routes ``delta`` to the arg-max piece; both live in the
+  backends because they change the array's shape.
+
+"leaky_relu" takes the slope of its negative part as an argument
+(``negative_slope``); every other function ignores it.
 """
 
+from math import sqrt
+
 import numpy as np
-from scipy.special import expit, logsumexp
+from scipy.special import erf, expit, logsumexp
 
 # Integer codes shared with the compiled kernels (see _cython_backend.pyx).
 IDENTITY, LOGISTIC, TANH, RELU, SOFTPLUS, MAXOUT, EXP, SOFTMAX = range(8)
+LEAKY_RELU, ELU, SELU, GELU, SILU = range(8, 13)
 
 CODES = {
     "identity": IDENTITY,
@@ -26,11 +39,31 @@ CODES = {
     "maxout": MAXOUT,
     "exp": EXP,
     "softmax": SOFTMAX,
+    "leaky_relu": LEAKY_RELU,
+    "elu": ELU,
+    "selu": SELU,
+    "gelu": GELU,
+    "silu": SILU,
 }
 
-ALIASES = {"sigmoid": "logistic"}
+ALIASES = {"sigmoid": "logistic", "swish": "silu"}
 
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "softplus", "maxout")
+HIDDEN_ACTIVATIONS = (
+    "identity", "logistic", "tanh", "relu", "softplus", "maxout",
+    "leaky_relu", "elu", "selu", "gelu", "silu",
+)
+# Hidden activations whose derivative needs the pre-activation H (besides
+# maxout, which needs it for its arg-max): the backends keep f'(H) for them.
+NEEDS_PRE_ACTIVATION = ("gelu", "silu")
+
+# SELU's self-normalising constants (Klambauer et al., 2017), and their
+# product, the limit of the negative part.
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+SELU_SCALE_ALPHA = SELU_SCALE * SELU_ALPHA
+# 1/sqrt(2) and 1/sqrt(2 pi), for GELU's x * Phi(x) and its derivative.
+INV_SQRT2 = 1 / sqrt(2)
+INV_SQRT_2PI = 1 / sqrt(2 * np.pi)
 REGRESSOR_OUT_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "softplus", "exp")
 OUT_ACTIVATIONS = REGRESSOR_OUT_ACTIVATIONS + ("softmax",)
 
@@ -48,8 +81,46 @@ CANONICAL_PAIRS = {
 
 
 def canonical(name):
-    """Return the canonical spelling of an activation name."""
+    """Return the canonical spelling of an activation name (of each name, as
+    a tuple, for a list/tuple of them: one per hidden layer)."""
+    if isinstance(name, (list, tuple)):
+        return tuple(canonical(n) for n in name)
     return ALIASES.get(name, name)
+
+
+def hidden_activations(activation, n_hidden):
+    """The canonical hidden activation of each of ``n_hidden`` layers.
+
+    ``activation`` is one name for every hidden layer, or a list/tuple with
+    one name per hidden layer. Raises ValueError naming ``activation`` for an
+    unknown name or a list of the wrong length.
+    """
+    names = sorted(set(HIDDEN_ACTIVATIONS) | set(ALIASES))
+    if isinstance(activation, str):
+        entries = [activation] * n_hidden
+        single = True
+    elif isinstance(activation, (list, tuple)):
+        entries = list(activation)
+        single = False
+    else:
+        raise TypeError(
+            "activation must be a str or a list/tuple of str (one per hidden "
+            f"layer), got {activation!r}."
+        )
+    for i, name in enumerate(entries):
+        if not isinstance(name, str) or canonical(name) not in HIDDEN_ACTIVATIONS:
+            where = "activation" if single else f"activation[{i}]"
+            raise ValueError(
+                f"{where} must be one of {names}, got {name!r}."
+            )
+    if len(entries) != n_hidden:
+        raise ValueError(
+            f"activation has {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, "
+            "but the network has "
+            f"{n_hidden} hidden layer{'s' if n_hidden != 1 else ''}: give one "
+            "activation per hidden layer (or one name for all)."
+        )
+    return tuple(canonical(name) for name in entries)
 
 
 # ---------------------------------------------------------------- forward
@@ -88,6 +159,49 @@ def exp(H):
         return np.exp(H, out=H)
 
 
+def leaky_relu(H, negative_slope=0.01):
+    # h if h >= 0 else slope * h; NaN stays NaN.
+    neg = H < 0
+    H[neg] *= H.dtype.type(negative_slope)
+    return H
+
+
+def elu(H):
+    # h if h > 0 else e^h - 1 (expm1 only of h <= 0: never overflows).
+    np.copyto(H, np.expm1(np.minimum(H, 0)), where=~(H > 0))
+    return H
+
+
+def selu(H):
+    # scale * h if h > 0 else scale * alpha * (e^h - 1)
+    neg = ~(H > 0)
+    E = np.expm1(np.minimum(H, 0))
+    E *= H.dtype.type(SELU_SCALE_ALPHA)
+    H *= H.dtype.type(SELU_SCALE)
+    np.copyto(H, E, where=neg)
+    return H
+
+
+def _gauss_cdf(H):
+    """Phi(h) = (1 + erf(h / sqrt(2))) / 2, in H's dtype."""
+    P = erf(H * H.dtype.type(INV_SQRT2))
+    P += 1
+    P *= H.dtype.type(0.5)
+    return P
+
+
+def gelu(H):
+    # h * Phi(h), the exact (erf) form
+    H *= _gauss_cdf(H)
+    return H
+
+
+def silu(H):
+    # h * sigmoid(h); expit never overflows
+    H *= expit(H)
+    return H
+
+
 def softmax(H):
     H -= H.max(axis=1, keepdims=True)
     np.exp(H, out=H)
@@ -103,7 +217,19 @@ FORWARD = {
     "softplus": softplus,
     "exp": exp,
     "softmax": softmax,
+    "leaky_relu": leaky_relu,  # default slope; apply() passes the network's
+    "elu": elu,
+    "selu": selu,
+    "gelu": gelu,
+    "silu": silu,
 }
+
+
+def apply(name, H, negative_slope=0.01):
+    """``H = f(H)`` in place for a hidden or output activation (not maxout)."""
+    if name == "leaky_relu":
+        return leaky_relu(H, negative_slope)
+    return FORWARD[name](H)
 
 # ------------------------------------------------------------ derivatives
 # Each takes the activation output Z and multiplies delta by f'(H) in place.
@@ -140,6 +266,28 @@ def exp_derivative(Z, delta):
     return delta
 
 
+def leaky_relu_derivative(Z, delta, negative_slope=0.01):
+    # f' = 1 for Z > 0, negative_slope otherwise (Z has H's sign for any
+    # slope > 0; slope 0 is relu)
+    delta[Z <= 0] *= delta.dtype.type(negative_slope)
+    return delta
+
+
+def elu_derivative(Z, delta):
+    # f'(h) = e^h = Z + 1 for h <= 0
+    neg = Z <= 0
+    delta[neg] *= Z[neg] + 1
+    return delta
+
+
+def selu_derivative(Z, delta):
+    # f'(h) = scale for h > 0, scale * alpha * e^h = Z + scale * alpha else
+    neg = Z <= 0
+    factor = np.where(neg, Z + Z.dtype.type(SELU_SCALE_ALPHA), Z.dtype.type(SELU_SCALE))
+    delta *= factor
+    return delta
+
+
 DERIVATIVE = {
     "identity": identity_derivative,
     "logistic": logistic_derivative,
@@ -147,7 +295,48 @@ DERIVATIVE = {
     "relu": relu_derivative,
     "softplus": softplus_derivative,
     "exp": exp_derivative,
+    "leaky_relu": leaky_relu_derivative,  # default slope, as FORWARD
+    "elu": elu_derivative,
+    "selu": selu_derivative,
 }
+
+# f'(H) as a function of the pre-activation H (a new array): gelu and silu.
+
+
+def gelu_derivative_at(H):
+    # Phi(h) + h * phi(h), phi(h) = e^(-h^2 / 2) / sqrt(2 pi)
+    with np.errstate(over="ignore"):  # h^2 -> inf for huge |h|: phi = 0
+        g = H * H
+    g *= H.dtype.type(-0.5)
+    np.exp(g, out=g)
+    g *= H.dtype.type(INV_SQRT_2PI)
+    g *= H
+    g += _gauss_cdf(H)
+    return g
+
+
+def silu_derivative_at(H):
+    # s (1 + h (1 - s)), s = sigmoid(h)
+    s = expit(H)
+    g = 1 - s
+    g *= H
+    g += 1
+    g *= s
+    return g
+
+
+DERIVATIVE_AT = {"gelu": gelu_derivative_at, "silu": silu_derivative_at}
+
+
+def derivative(name, Z, H, delta, negative_slope=0.01):
+    """``delta *= f'(H)`` in place for a hidden activation (not maxout), from
+    its output ``Z`` or, for gelu/silu, its pre-activation ``H``."""
+    if name in DERIVATIVE_AT:
+        delta *= DERIVATIVE_AT[name](H)
+        return delta
+    if name == "leaky_relu":
+        return leaky_relu_derivative(Z, delta, negative_slope)
+    return DERIVATIVE[name](Z, delta)
 
 # ----------------------------------------------------------------- losses
 # Per-sample losses, shape (n,), summed over outputs. The batch loss is

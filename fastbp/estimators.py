@@ -191,8 +191,8 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
 
     >>> clf = BPClassifier((64, 32), activation=["selu", "relu"],
     ...                    init="lecun_normal", random_state=0,
-    ...                    max_iter=50).fit(X / 16, y)  # doctest: +SKIP
-    >>> clf.score(X / 16, y) > 0.9  # doctest: +SKIP
+    ...                    max_iter=50).fit(X / 16, y)
+    >>> clf.score(X / 16, y) > 0.9
     True
 
     The network as a feature extractor in a pipeline (``fit_transform(X,

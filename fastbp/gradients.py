@@ -21,12 +21,13 @@ _ANY_ACTIVATION = set(act.OUT_ACTIVATIONS) | set(act.HIDDEN_ACTIVATIONS) | set(a
         "y": ["array-like"],
         "coefs": [list, tuple],
         "intercepts": [list, tuple],
-        "activation": [StrOptions(_ANY_ACTIVATION)],
+        "activation": [StrOptions(_ANY_ACTIVATION), list, tuple],
         "out_activation": [StrOptions(_ANY_ACTIVATION)],
         "loss": [StrOptions(set(act.LOSS_CODES))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "sample_weight": ["array-like", None],
         "maxout_pieces": [Interval(Integral, 2, None, closed="left")],
+        "negative_slope": [Interval(Real, 0, None, closed="left")],
         "backend": [StrOptions(set(BACKENDS))],
     },
     prefer_skip_nested_validation=True,
@@ -44,6 +45,7 @@ def backprop(
     sample_weight=None,
     maxout_pieces=2,
     backend="auto",
+    negative_slope=0.01,
 ):
     """Loss and gradients of a multilayer perceptron on one batch.
 
@@ -63,9 +65,10 @@ def backprop(
         ``u`` units has ``u * maxout_pieces`` columns.
     intercepts : list of array-like
         ``intercepts[l]`` of shape (fan_out,).
-    activation : str, default="relu"
+    activation : str or list of str, default="relu"
         Hidden activation: identity, logistic (sigmoid), tanh, relu, softplus,
-        maxout.
+        maxout, leaky_relu, elu, selu, gelu, silu (swish); a list gives one
+        per hidden layer.
     out_activation : str, default="identity"
         Output activation: identity, logistic, tanh, relu, softplus, exp or
         softmax.
@@ -83,6 +86,8 @@ def backprop(
     backend : {"auto", "cython", "numpy"}, default="auto"
         Which implementation computes: the compiled kernels, the NumPy
         reference, or the compiled one when it is built.
+    negative_slope : float, default=0.01
+        Slope of "leaky_relu" units for negative inputs.
 
     Returns
     -------
@@ -112,12 +117,11 @@ def backprop(
     >>> round(loss, 6)
     0.593245
     """
-    activation = act.canonical(activation)
+    if isinstance(activation, str):
+        activation = act.canonical(activation)
     out_activation = act.canonical(out_activation)
-    if activation not in act.HIDDEN_ACTIVATIONS:
-        raise ValueError(
-            f"activation must be one of {list(act.HIDDEN_ACTIVATIONS)}, got {activation!r}."
-        )
+    # one name per hidden layer, or one for all (ValueError naming activation)
+    act.hidden_activations(activation, max(len(coefs) - 1, 0))
     act.check_pairing(out_activation, loss)
     check_sparse_structure(X)  # before any scipy routine walks its indptr
     X = check_array(
@@ -131,7 +135,7 @@ def backprop(
         raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
     net, params = Network.from_coefs(
         coefs, intercepts, activation, out_activation, loss, maxout_pieces, dtype,
-        n_features=X.shape[1],
+        n_features=X.shape[1], negative_slope=negative_slope,
     )
     if net.layer_units[-1] != y.shape[1]:
         raise ValueError(

@@ -15,7 +15,10 @@ no scikit-learn counterpart and raise a ``ValueError``. Training options
 
 ONNX: with skl2onnx installed (``pip install "fastbp[onnx]"``),
 ``skl2onnx.to_onnx(model, X[:1])`` converts a fastbp model directly, through
-:func:`to_sklearn` and skl2onnx's own converter for scikit-learn's MLP. The
+:func:`to_sklearn` and skl2onnx's own converter for scikit-learn's MLP. Hidden
+activations scikit-learn lacks ("leaky_relu", "elu", "selu", "gelu", "silu")
+and one activation per hidden layer are written as ONNX operators in place
+of that converter's hidden activations. The
 converters are registered as soon as both packages are imported, in either
 order: importing fastbp registers them when skl2onnx is already imported,
 and otherwise leaves a one-shot import hook that registers them right after
@@ -23,6 +26,7 @@ skl2onnx's own import (fastbp never imports skl2onnx itself, which would
 load onnx and slow down ``import fastbp``). :func:`register_onnx_converters` registers them explicitly.
 """
 
+import contextlib
 import copy
 import importlib.abc
 import sys
@@ -188,10 +192,43 @@ _ONNX_ALIASES = {
 }
 
 
+# Hidden activations the export writes itself, as ONNX operators, where
+# skl2onnx's MLP converter would write scikit-learn's single activation.
+_ONNX_HIDDEN_ACTIVATIONS = SKLEARN_HIDDEN_ACTIVATIONS + (
+    "leaky_relu", "elu", "selu", "gelu", "silu",
+)
+
+
+def _onnx_hidden(estimator):
+    """The hidden activations the export writes itself, one per hidden layer,
+    or None when skl2onnx's converter writes them (one scikit-learn
+    activation, or one it cannot express: to_sklearn names it)."""
+    activation = estimator.activation
+    if isinstance(activation, str) and (
+        act.canonical(activation) in SKLEARN_HIDDEN_ACTIVATIONS
+        or act.canonical(activation) not in _ONNX_HIDDEN_ACTIVATIONS
+    ):
+        return None
+    hidden = act.hidden_activations(activation, len(estimator.coefs_) - 1)
+    for layer in hidden:
+        if layer not in _ONNX_HIDDEN_ACTIVATIONS:
+            raise ValueError(
+                f"ONNX export of {type(estimator).__name__}: no {layer!r} hidden "
+                f"activation in ONNX export (it supports "
+                f"{', '.join(_ONNX_HIDDEN_ACTIVATIONS)}); this model cannot be exported."
+            )
+    return hidden
+
+
 def _mlp_for_onnx(estimator):
     """The scikit-learn MLP skl2onnx converts, or a ValueError naming what
-    ONNX export cannot express."""
+    ONNX export cannot express. Hidden activations the export writes itself
+    (:func:`_onnx_hidden`) are "identity" in that MLP."""
     name = type(estimator).__name__
+    if _onnx_hidden(estimator) is not None:
+        stand_in = copy.copy(estimator)
+        stand_in.activation = "identity"
+        estimator = stand_in
     try:
         mlp = to_sklearn(estimator)
     except ValueError as exc:
@@ -237,13 +274,132 @@ def _shape_calculator_through_mlp(calculate):
 
 def _converter_through_mlp(convert):
     def converter(scope, operator, container):
+        hidden = _onnx_hidden(operator.raw_operator)
+        slope = getattr(operator.raw_operator, "negative_slope", 0.01)
         original = _on_the_mlp(operator)
         try:
-            return convert(scope, operator, container)
+            if hidden is None:
+                return convert(scope, operator, container)
+            with _writing_hidden_activations(scope, container, hidden, slope,
+                                             _graph_double(operator)):
+                return convert(scope, operator, container)
         finally:
             operator.raw_operator = original
 
     return converter
+
+
+@contextlib.contextmanager
+def _writing_hidden_activations(scope, container, hidden, slope, double):
+    """While skl2onnx converts the stand-in MLP (hidden activation
+    "identity"), write ``hidden[l]`` in place of its ``l``-th Identity node:
+    the hidden layers come first in its graph, one Identity node each, before
+    the output layer's."""
+    add_node = container.add_node
+    pending = list(hidden)
+
+    def add_node_writing_hidden(op_type, inputs, outputs, *args, **kwargs):
+        if pending and op_type == "Identity":
+            _onnx_activation(scope, container, add_node, pending.pop(0), inputs, outputs,
+                             slope, double)
+            return None
+        return add_node(op_type, inputs, outputs, *args, **kwargs)
+
+    container.add_node = add_node_writing_hidden
+    try:
+        yield
+    finally:
+        del container.add_node  # the class's method again
+    if pending:
+        raise RuntimeError(
+            "ONNX export: skl2onnx's MLP converter did not write the hidden layers "
+            "as expected; this version of skl2onnx is not supported for "
+            f"activation={hidden!r}."
+        )
+
+
+def _onnx_activation(scope, container, add_node, name, x, y, slope, double):
+    """Nodes computing ``y = f(x)`` for the hidden activation ``name``.
+
+    float graphs use ONNX's own operators (LeakyRelu, Elu, Selu, Gelu from
+    opset 20, else the erf form). onnxruntime has no double kernels for those,
+    so double graphs use elementary operators (Where, Exp, ...), the same
+    formulas; gelu's erf is then computed in float (onnxruntime has no double
+    Erf either), so a double graph with gelu units agrees with the model to
+    float precision only.
+    """
+    from skl2onnx.proto import onnx_proto
+
+    x = x[0] if isinstance(x, (list, tuple)) else x
+    y = y[0] if isinstance(y, (list, tuple)) else y
+    dtype = np.float64 if double else np.float32
+    proto = onnx_proto.TensorProto.DOUBLE if double else onnx_proto.TensorProto.FLOAT
+
+    def var(prefix):
+        return scope.get_unique_variable_name(prefix)
+
+    def node(op_type, inputs, output=None, **attrs):
+        output = output or var(op_type.lower())
+        add_node(op_type, inputs, output, name=scope.get_unique_operator_name(op_type), **attrs)
+        return output
+
+    def const(value):
+        c = var("const")
+        container.add_initializer(c, proto, [], [float(dtype(value))])
+        return c
+
+    simple = {"identity": "Identity", "logistic": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
+    if name in simple:
+        node(simple[name], [x], y)
+    elif name == "silu":
+        node("Mul", [x, node("Sigmoid", [x])], y)
+    elif name == "gelu":
+        if not double and _target_opset(container) >= 20:
+            node("Gelu", [x], y)
+        else:
+            u = node("Mul", [x, const(act.INV_SQRT2)])
+            if double:
+                u = node("Cast", [u], to=onnx_proto.TensorProto.FLOAT)
+                e = node("Cast", [node("Erf", [u])], to=onnx_proto.TensorProto.DOUBLE)
+            else:
+                e = node("Erf", [u])
+            phi = node("Mul", [node("Add", [e, const(1.0)]), const(0.5)])
+            node("Mul", [x, phi], y)
+    elif not double:
+        if name == "leaky_relu":
+            node("LeakyRelu", [x], y, alpha=float(slope))
+        elif name == "elu":
+            node("Elu", [x], y, alpha=1.0)
+        else:  # selu
+            node("Selu", [x], y, alpha=float(act.SELU_ALPHA), gamma=float(act.SELU_SCALE))
+    elif name == "leaky_relu":
+        zero = const(0.0)
+        node("Where", [node("Less", [x, zero]), node("Mul", [x, const(slope)]), x], y)
+    else:  # elu, selu in double: x if x > 0 else alpha * (e^x - 1), times scale
+        zero = const(0.0)
+        em1 = node("Sub", [node("Exp", [node("Min", [x, zero])]), const(1.0)])
+        if name == "elu":
+            node("Where", [node("Greater", [x, zero]), x, em1], y)
+        else:
+            neg = node("Mul", [em1, const(act.SELU_SCALE_ALPHA)])
+            pos = node("Mul", [x, const(act.SELU_SCALE)])
+            node("Where", [node("Greater", [x, zero]), pos, neg], y)
+
+
+def _graph_double(operator):
+    """Whether skl2onnx's MLP converter computes in double: for a double
+    input, else in float (it casts the input to that type first)."""
+    from skl2onnx.common.data_types import guess_proto_type
+    from skl2onnx.proto import onnx_proto
+
+    return guess_proto_type(operator.inputs[0].type) == onnx_proto.TensorProto.DOUBLE
+
+
+def _target_opset(container):
+    opset = getattr(container, "target_opset", None)
+    if isinstance(opset, dict):
+        opset = opset.get("", None)
+    return int(opset) if opset is not None else 0
 
 
 def register_onnx_converters():
@@ -255,7 +411,9 @@ def register_onnx_converters():
     scikit-learn's MLP, with its options (``zipmap``, ``nocl``, ...). Models
     that converter cannot express (softplus or maxout units, an ``"exp"`` or
     softplus output, a multi-output regressor) raise a ``ValueError`` naming
-    the feature.
+    the feature. Hidden activations scikit-learn lacks ("leaky_relu", "elu",
+    "selu", "gelu", "silu") and lists of activations, one per hidden layer,
+    are written as ONNX operators.
 
     fastbp calls this itself as soon as skl2onnx is imported; calling it
     again is harmless.

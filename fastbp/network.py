@@ -28,35 +28,66 @@ class Network:
     layer_units : sequence of int
         ``[n_features, hidden_1, ..., hidden_{L-1}, n_outputs]``: the number of
         *units* (outputs) of each layer.
-    activation : str
-        Hidden activation (canonical name).
+    activation : str or sequence of str
+        Hidden activation: one name for every hidden layer, or one name per
+        hidden layer (aliases allowed).
     out_activation : str
         Output activation.
     loss : str
         ``"squared_error"``, ``"log_loss"`` or ``"poisson"``.
     maxout_pieces : int
-        Pieces per unit for ``activation="maxout"``.
+        Pieces per unit of the "maxout" hidden layers.
     dtype : numpy dtype
         float32 or float64.
+    negative_slope : float
+        Slope of "leaky_relu" units for negative inputs.
+
+    Attributes
+    ----------
+    activation : str or tuple of str
+        Canonical name(s) as given: one str when ``activation`` was one name,
+        a tuple (one per hidden layer) when it was a sequence.
+    activations : tuple of str
+        Canonical name of each hidden layer's activation, always per layer.
+    activation_codes : tuple of int
+        Their integer codes for the kernels.
+    activation_code : int or None
+        The code of ``activation`` when it is one name, else None.
+    pieces : tuple of int
+        Pieces per unit of each hidden layer: ``maxout_pieces`` for maxout
+        layers, 1 for the others (W_l has ``units * pieces`` columns).
+    keeps_pre_activation : tuple of bool
+        Per hidden layer: whether the backward pass needs its pre-activation
+        H (maxout, gelu, silu), so the backends keep it.
     """
 
     def __init__(
         self, layer_units, activation, out_activation, loss, maxout_pieces=2,
-        dtype=np.float64,
+        dtype=np.float64, negative_slope=0.01,
     ):
         self.layer_units = [int(u) for u in layer_units]
-        self.activation = act.canonical(activation)
+        n_hidden = max(len(self.layer_units) - 2, 0)
+        self.activations = act.hidden_activations(activation, n_hidden)
+        if isinstance(activation, str):
+            self.activation = act.canonical(activation)
+        else:
+            self.activation = self.activations
         self.out_activation = act.canonical(out_activation)
         self.loss = loss
         self.maxout_pieces = int(maxout_pieces)
+        self.negative_slope = float(negative_slope)
         self.dtype = np.dtype(dtype)
         self.n_layers = len(self.layer_units)  # as scikit-learn's n_layers_
-        pieces = self.maxout_pieces if self.activation == "maxout" else 1
-        L = self.n_layers - 1
+        self.pieces = tuple(
+            self.maxout_pieces if a == "maxout" else 1 for a in self.activations
+        )
+        self.keeps_pre_activation = tuple(
+            a == "maxout" or a in act.NEEDS_PRE_ACTIVATION for a in self.activations
+        )
         # Columns of W_l: units * k for maxout hidden layers, units otherwise.
         self.fan_in = self.layer_units[:-1]
         self.fan_out = [
-            u * (pieces if i < L - 1 else 1)
+            u * (self.pieces[i] if i < n_hidden else 1)
             for i, u in enumerate(self.layer_units[1:])
         ]
         self.coef_shapes = list(zip(self.fan_in, self.fan_out))
@@ -68,7 +99,10 @@ class Network:
         self.n_params = int(b_offsets[-1])
         self.n_coefs = int(start)
         # Integer codes for the kernels.
-        self.activation_code = act.CODES[self.activation]
+        self.activation_codes = tuple(act.CODES[a] for a in self.activations)
+        self.activation_code = (
+            act.CODES[self.activation] if isinstance(self.activation, str) else None
+        )
         self.out_activation_code = act.CODES[self.out_activation]
         self.loss_code = act.LOSS_CODES[self.loss]
         self.canonical_output = (self.out_activation, self.loss) in act.CANONICAL_PAIRS
@@ -77,20 +111,20 @@ class Network:
     def from_coefs(
         cls, coefs, intercepts, activation, out_activation, loss, maxout_pieces=2,
         dtype=np.float64, *, n_features=None, n_outputs=None,
-        names=("coefs", "intercepts"),
+        names=("coefs", "intercepts"), negative_slope=0.01,
     ):
         """The network that lists of weights describe, and their packed buffer.
 
         The layer sizes are read from the shapes (a maxout hidden layer with
-        ``u`` units has ``u * maxout_pieces`` columns); the values are cast to
-        ``dtype``.
+        ``u`` units has ``u * maxout_pieces`` columns, whatever the other
+        layers' activations); the values are cast to ``dtype``.
 
         Parameters
         ----------
         coefs, intercepts : list of array-like
             ``coefs[l]`` of shape (fan_in, fan_out), ``intercepts[l]`` of shape
             (fan_out,).
-        activation, out_activation, loss, maxout_pieces, dtype
+        activation, out_activation, loss, maxout_pieces, dtype, negative_slope
             As for :class:`Network`.
         n_features, n_outputs : int, default=None
             When given, the rows of ``coefs[0]`` and the columns of the last
@@ -113,7 +147,7 @@ class Network:
             )
         coefs = [np.asarray(W, dtype=dtype) for W in coefs]
         intercepts = [np.asarray(b, dtype=dtype) for b in intercepts]
-        pieces = maxout_pieces if act.canonical(activation) == "maxout" else 1
+        hidden = act.hidden_activations(activation, len(coefs) - 1)
         layer_units = [coefs[0].shape[0] if n_features is None else n_features]
         last_index = len(coefs) - 1
         for i, (W, b) in enumerate(zip(coefs, intercepts, strict=True)):
@@ -130,7 +164,8 @@ class Network:
                     f"{layer_units[-1]} {unit}."
                 )
             last = i == last_index
-            if not last and W.shape[1] % pieces:
+            pieces = 1 if last or hidden[i] != "maxout" else maxout_pieces
+            if W.shape[1] % pieces:
                 raise ValueError(
                     f"{cname}[{i}] has {W.shape[1]} columns, not a multiple of "
                     f"maxout_pieces={maxout_pieces}."
@@ -141,7 +176,10 @@ class Network:
                 f"{cname}[{last_index}] has {layer_units[-1]} columns, but the "
                 f"model has {n_outputs} outputs."
             )
-        net = cls(layer_units, activation, out_activation, loss, maxout_pieces, dtype)
+        net = cls(
+            layer_units, activation, out_activation, loss, maxout_pieces, dtype,
+            negative_slope,
+        )
         return net, net.pack(coefs, intercepts)
 
     @property
@@ -211,9 +249,9 @@ class Network:
         params = np.empty(self.n_params, dtype=self.dtype)
         coefs, intercepts = self.views(params)
         if init == "glorot_uniform":
-            factor = 2.0 if self.activation == "logistic" else 6.0
+            factors = iter(self.glorot_factors())
             for W, b, (fi, fo) in zip(coefs, intercepts, self.coef_shapes):
-                bound = np.sqrt(factor / (fi + fo))
+                bound = np.sqrt(next(factors) / (fi + fo))
                 W[...] = random_state.uniform(-bound, bound, (fi, fo))
                 b[...] = random_state.uniform(-bound, bound, fo)
             return params
@@ -225,6 +263,20 @@ class Network:
             W[...] = draw(random_state, fi, fo)
             b[...] = 0.0
         return params
+
+    def glorot_factors(self):
+        """Glorot's factor of each weight layer: 2 for logistic units, else 6.
+
+        One activation name: scikit-learn's rule, its factor for every layer.
+        One per hidden layer: W_l takes hidden layer l's, the output layer the
+        last hidden layer's (an all-"logistic" list equals "logistic").
+        """
+        L = self.n_layers - 1
+        if isinstance(self.activation, str) or not self.activations:
+            names = [self.activation] * L
+        else:
+            names = [self.activations[min(i, len(self.activations) - 1)] for i in range(L)]
+        return [2.0 if name == "logistic" else 6.0 for name in names]
 
     def __repr__(self):
         return (

@@ -143,7 +143,9 @@ def test_tables_cover_every_public_activation():
     for name in act.HIDDEN_ACTIVATIONS:
         assert name in act.CODES
         if name != "maxout":
-            assert name in act.FORWARD and name in act.DERIVATIVE
+            assert name in act.FORWARD
+            assert (name in act.DERIVATIVE) != (name in act.DERIVATIVE_AT)
+    assert set(act.DERIVATIVE_AT) == set(act.NEEDS_PRE_ACTIVATION)
     for name in act.OUT_ACTIVATIONS:
         assert name in act.FORWARD
     assert len(set(act.CODES.values())) == len(act.CODES)
@@ -172,3 +174,162 @@ def test_binary_proba_keeps_one_minus_p_exact_where_p_rounds_to_one():
     assert P[0, 0] > 0 and P[0, 1] == 1.0
     assert P[2, 1] == np.finfo(np.float64).tiny  # floored, never 0
     assert_allclose(np.log(P), act.log_proba_from_logits(H, "logistic"), rtol=1e-12, atol=1e-15)
+
+
+# ------------------------------------------------- leaky_relu, elu, selu, gelu, silu
+# Values and derivatives against the textbook formulas (scipy's erf and
+# expit), in both backends, over the whole range: no warning, nothing
+# non-finite, for any finite input.
+
+NEW = ["leaky_relu", "elu", "selu", "gelu", "silu"]
+SLOPE = 0.2
+# SELU's constants as Klambauer et al. (2017) give them.
+SELU_LAMBDA = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+def _new_formula(name, h):
+    from scipy.special import erf, expit
+
+    neg = np.minimum(h, 0)
+    with np.errstate(all="ignore"):
+        return {
+            "leaky_relu": np.where(h > 0, h, SLOPE * h),
+            "elu": np.where(h > 0, h, np.expm1(neg)),
+            "selu": SELU_LAMBDA * np.where(h > 0, h, SELU_ALPHA * np.expm1(neg)),
+            "gelu": 0.5 * h * (1 + erf(h / np.sqrt(2))),
+            "silu": h * expit(h),
+        }[name]
+
+
+def _new_formula_derivative(name, h):
+    from scipy.special import erf, expit
+
+    neg = np.minimum(h, 0)
+    s = expit(h)
+    with np.errstate(all="ignore"):
+        return {
+            "leaky_relu": np.where(h > 0, 1.0, SLOPE),
+            "elu": np.where(h > 0, 1.0, np.exp(neg)),
+            "selu": SELU_LAMBDA * np.where(h > 0, 1.0, SELU_ALPHA * np.exp(neg)),
+            "gelu": 0.5 * (1 + erf(h / np.sqrt(2)))
+            + h * np.exp(-0.5 * np.minimum(h * h, 1e300)) / np.sqrt(2 * np.pi),
+            "silu": s * (1 + h * (1 - s)),
+        }[name]
+
+
+def _extreme(dtype):
+    """H_EXTREME and +-max/10 of the dtype (h * h overflows there)."""
+    huge = np.finfo(dtype).max / 10
+    with np.errstate(over="ignore"):
+        H = H_EXTREME.astype(dtype)
+    H = H[np.isfinite(H)].reshape(1, -1)
+    return np.hstack([H, np.array([[-huge, huge]], dtype=dtype)])
+
+
+def _new_forward(backend, name, H):
+    """f(H) of a hidden layer, computed by ``backend``."""
+    if backend == "numpy":
+        return act.apply(name, H.copy(), SLOPE)
+    from fastbp import _cython_backend as cb
+
+    Z = np.empty_like(H)
+    hidden = cb._activation_shim(act.CODES[name], H.copy(), Z, SLOPE)
+    if name in act.NEEDS_PRE_ACTIVATION:
+        # the pass that also keeps f'(H) (gelu/silu layers when training)
+        # gives the same values
+        Z2, _ = cb._activation_grad_shim(act.CODES[name], H)
+        np.testing.assert_array_equal(Z2, hidden)
+    return hidden
+
+
+def _new_derivative(backend, name, H, Z):
+    """f'(H) (times ones) as the backend's backward pass gets it: from Z, or
+    for gelu/silu the f'(H) its forward pass keeps."""
+    D = np.ones_like(H)
+    if backend == "numpy":
+        return act.derivative(name, Z, H, D, SLOPE)
+    from fastbp import _cython_backend as cb
+
+    if name in act.NEEDS_PRE_ACTIVATION:
+        _, G = cb._activation_grad_shim(act.CODES[name], H)
+        D *= G
+    else:
+        cb._derivative_shim(act.CODES[name], Z, D, SLOPE)
+    return D
+
+
+@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_new_activations_match_their_formulas_without_warnings(backend, name, dtype):
+    H = _extreme(dtype)
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        Z = _new_forward(backend, name, H)
+        D = _new_derivative(backend, name, H, Z)
+    assert Z.dtype == dtype and D.dtype == dtype
+    assert np.isfinite(Z).all() and np.isfinite(D).all()
+    h = H.astype(np.float64)
+    # erf(h) + 1 cancels for negative h: the error is absolute there.
+    rtol, atol = (1e-12, 1e-14) if dtype == np.float64 else (1e-5, 1e-6)
+    assert_allclose(Z, _new_formula(name, h), rtol=rtol, atol=atol)
+    assert_allclose(D, _new_formula_derivative(name, h), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_new_activations_on_ordinary_inputs(backend, name, dtype):
+    # many values around the interesting range, not only the extremes
+    H = np.linspace(-6, 6, 241, dtype=dtype).reshape(1, -1)
+    Z = _new_forward(backend, name, H)
+    D = _new_derivative(backend, name, H, Z)
+    h = H.astype(np.float64)
+    rtol, atol = (1e-12, 1e-15) if dtype == np.float64 else (1e-5, 1e-6)
+    assert_allclose(Z, _new_formula(name, h), rtol=rtol, atol=atol)
+    assert_allclose(D, _new_formula_derivative(name, h), rtol=rtol, atol=atol)
+
+
+def test_leaky_relu_slope_zero_is_relu_and_swish_is_silu():
+    H = np.linspace(-3, 3, 13).reshape(1, -1)
+    assert_allclose(act.apply("leaky_relu", H.copy(), 0.0), act.relu(H.copy()), rtol=0, atol=0)
+    assert act.canonical("swish") == "silu"
+
+
+def test_canonical_spells_each_name_of_a_list():
+    assert act.canonical(["swish", "sigmoid", "relu"]) == ("silu", "logistic", "relu")
+    assert act.canonical(("tanh",)) == ("tanh",)
+
+
+def test_hidden_activations_names_the_parameter_and_the_layer_count():
+    assert act.hidden_activations("swish", 2) == ("silu", "silu")
+    assert act.hidden_activations(["relu", "sigmoid"], 2) == ("relu", "logistic")
+    with pytest.raises(ValueError, match=r"activation has 3 entries, but the network has 2 hidden layers"):
+        act.hidden_activations(["relu"] * 3, 2)
+    with pytest.raises(ValueError, match=r"activation\[1\] must be one of"):
+        act.hidden_activations(["relu", "softmax"], 2)
+    with pytest.raises(TypeError, match="activation must be a str or a list"):
+        act.hidden_activations(3, 2)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_predict_follows_activation_and_negative_slope_set_after_fit(backend):
+    # as scikit-learn's MLP, which applies self.activation at every predict
+    from sklearn.datasets import load_digits
+
+    from fastbp import BPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16, y[:200]
+    clf = BPClassifier((8, 6), activation="leaky_relu", max_iter=3, random_state=0,
+                       backend=backend).fit(X, y)
+    fitted = clf.predict_proba(X)
+    steep = clf.set_params(negative_slope=0.5).predict_proba(X)
+    assert not np.allclose(steep, fitted)
+    assert_allclose(clf.set_params(negative_slope=0.01).predict_proba(X), fitted, rtol=0, atol=0)
+    coefs = [c.copy() for c in clf.coefs_]
+    other = clf.set_params(activation=["tanh", "gelu"]).predict_proba(X)
+    reference = BPClassifier((8, 6), activation=["tanh", "gelu"], backend=backend)
+    reference.__dict__.update({k: v for k, v in clf.__dict__.items() if k.endswith("_")})
+    reference.coefs_ = coefs
+    assert not np.allclose(other, fitted)
+    assert_allclose(other, reference.predict_proba(X), rtol=1e-12)

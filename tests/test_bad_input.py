@@ -112,6 +112,25 @@ def test_unknown_activation(cls, y):
 
 
 @pytest.mark.parametrize("cls,y", ESTIMATORS)
+@pytest.mark.parametrize("bad", [["relu", "softmax"], ("tanh", 3), ["relu", None]])
+def test_unknown_name_in_an_activation_list(cls, y, bad):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    kw = dict(FAST, hidden_layer_sizes=(4, 3))
+    with pytest.raises(InvalidParameterError, match=r"'activation' parameter .* one per hidden layer"):
+        cls(activation=bad, **kw).fit(X, y)
+
+
+@pytest.mark.parametrize("cls,y", ESTIMATORS)
+def test_activation_list_of_the_wrong_length(cls, y):
+    kw = dict(FAST, hidden_layer_sizes=(4, 3))
+    with pytest.raises(ValueError, match="activation has 3 entries, but the network has 2 hidden"):
+        cls(activation=["relu", "tanh", "elu"], **kw).fit(X, y)
+    with pytest.raises(ValueError, match="activation has 1 entry, but the network has 2 hidden"):
+        cls(activation=("relu",), **kw).fit(X, y)
+
+
+@pytest.mark.parametrize("cls,y", ESTIMATORS)
 def test_unknown_solver(cls, y):
     with pytest.raises(ValueError, match="'solver' parameter .* Got 'newton'"):
         cls(solver="newton", **FAST).fit(X, y)
@@ -343,7 +362,7 @@ def test_backprop_non_finite_X(bad):
 
 def test_backprop_unknown_activation():
     with pytest.raises(ValueError, match="'activation' parameter of backprop must be a str among"):
-        backprop(XB, YB, [W1, W2], [B1, B2], activation="swish", backend="numpy")
+        backprop(XB, YB, [W1, W2], [B1, B2], activation="mish", backend="numpy")
     with pytest.raises(ValueError, match="activation must be one of"):
         backprop(XB, YB, [W1, W2], [B1, B2], activation="softmax", backend="numpy")
 

@@ -222,7 +222,7 @@ ERRORS = [
     (["--hidden", "ten"], None, "--hidden"),
     (["--hidden", "64,,32"], None, "argument --hidden: wants positive layer sizes"),
     (["--hidden", "64,"], None, "--hidden"),
-    (["--activation", "swish"], None, "invalid choice"),
+    (["--activation", "mish"], None, "invalid choice"),
     (["--solver", "rmsprop"], None, "invalid choice"),
     (["--batch-size", "-3"], None, "--batch-size"),
     (["--epochs", "zero"], None, "positive integer"),

@@ -1,6 +1,11 @@
 """``fastbp.backprop``: central finite-difference checks of the gradient for
-every hidden activation x every (output activation, loss) pairing, with an L2
-penalty and sample weights, plus an independent check of the loss value."""
+every hidden activation (and per-layer lists of them) x every (output
+activation, loss) pairing, with an L2 penalty and sample weights, plus an
+independent check of the loss value.
+
+The seeded problems keep every pre-activation well away (>> eps) from the
+kinks of relu, leaky_relu, elu, selu and maxout's ties, so central
+differences see one side only."""
 
 import functools
 
@@ -20,7 +25,19 @@ HIDDEN = [
     ("softplus", 2),
     ("maxout", 2),
     ("maxout", 3),
+    ("leaky_relu", 2),  # negative_slope=0.3 below
+    ("elu", 2),
+    ("selu", 2),
+    ("gelu", 2),
+    ("silu", 2),
+    ("swish", 2),
+    # one activation per hidden layer (HID has two)
+    (("maxout", "gelu"), 3),
+    (("silu", "maxout"), 2),
+    (("leaky_relu", "selu"), 2),
+    (("elu", "tanh"), 2),
 ]
+SLOPE = 0.3
 
 PAIRS = [
     ("identity", "squared_error"),
@@ -48,11 +65,12 @@ def _problem(activation, k, out_activation, loss, seed=0):
         y = rng.poisson(2.0, size=(N, N_OUT)).astype(float)
     else:
         y = rng.normal(size=(N, N_OUT))
-    pieces = k if activation == "maxout" else 1
+    per_layer = [activation] * len(HID) if isinstance(activation, str) else activation
     units = [N_IN, *HID, N_OUT]
     coefs, intercepts = [], []
     for i in range(len(units) - 1):
-        cols = units[i + 1] * (pieces if i < len(units) - 2 else 1)
+        pieces = k if i < len(HID) and per_layer[i] == "maxout" else 1
+        cols = units[i + 1] * pieces
         coefs.append(rng.uniform(-0.8, 0.8, size=(units[i], cols)))
         intercepts.append(rng.uniform(-0.5, 0.5, size=cols))
     sw = rng.uniform(0.2, 3.0, size=N)
@@ -86,7 +104,7 @@ def _fd_weighted(activation, k, out_activation, loss):
     X, y, coefs, intercepts, sw = _problem(activation, k, out_activation, loss)
     return _fd_gradients(X, y, coefs, intercepts, activation=activation,
                          out_activation=out_activation, loss=loss, alpha=0.3,
-                         sample_weight=sw, maxout_pieces=k)
+                         sample_weight=sw, maxout_pieces=k, negative_slope=SLOPE)
 
 
 @pytest.mark.parametrize("out_activation,loss", PAIRS)
@@ -96,7 +114,7 @@ def test_gradient_matches_central_differences_with_alpha_and_sample_weight(
 ):
     X, y, coefs, intercepts, sw = _problem(activation, k, out_activation, loss)
     kw = dict(activation=activation, out_activation=out_activation, loss=loss,
-              alpha=0.3, sample_weight=sw, maxout_pieces=k)
+              alpha=0.3, sample_weight=sw, maxout_pieces=k, negative_slope=SLOPE)
     _, dW, db = backprop(X, y, coefs, intercepts, backend=backend, **kw)
     fdW, fdb = _fd_weighted(activation, k, out_activation, loss)
     for g, fd in zip(dW + db, fdW + fdb, strict=True):
@@ -250,3 +268,28 @@ def test_maxout_gradient_goes_to_first_argmax_piece_on_ties(backend):
     assert np.any(dW[0][:, 0::2] != 0)
     assert_allclose(dW[0][:, 1::2], 0.0, atol=0)
     assert_allclose(db[0][1::2], 0.0, atol=0)
+
+
+@pytest.mark.parametrize("out_activation,loss", PAIRS)
+@pytest.mark.parametrize(
+    "activation,k",
+    [("leaky_relu", 2), ("elu", 2), ("selu", 2), ("gelu", 2), ("silu", 2), (("maxout", "silu"), 2)],
+)
+def test_float32_gradient_of_new_activations_agrees_with_float64(backend, activation, k, out_activation, loss):
+    X, y, coefs, intercepts, sw = _problem(activation, k, out_activation, loss, seed=8)
+    kw = dict(activation=activation, out_activation=out_activation, loss=loss,
+              alpha=0.3, sample_weight=sw, maxout_pieces=k, negative_slope=SLOPE)
+    a = backprop(X, y, coefs, intercepts, backend=backend, **kw)
+    b = backprop(X.astype(np.float32), y, coefs, intercepts, backend=backend, **kw)
+    assert b[0] == pytest.approx(a[0], rel=1e-5)
+    for g, h in zip(a[1] + a[2], b[1] + b[2], strict=True):
+        assert h.dtype == np.float32
+        assert_allclose(h, g, rtol=2e-4, atol=2e-5 * np.abs(g).max())
+
+
+def test_backprop_activation_list_must_match_the_hidden_layers(backend):
+    X, y, coefs, intercepts, _ = _problem("relu", 2, "identity", "squared_error")
+    with pytest.raises(ValueError, match="activation has 3 entries, but the network has 2 hidden layers"):
+        backprop(X, y, coefs, intercepts, activation=["relu"] * 3, backend=backend)
+    with pytest.raises(ValueError, match=r"activation\[1\] must be one of"):
+        backprop(X, y, coefs, intercepts, activation=["relu", "softmax"], backend=backend)

@@ -124,3 +124,85 @@ def test_from_coefs_casts_to_the_dtype_and_names_the_lists_in_errors():
     with pytest.raises(ValueError, match=r"coefs_\[1\] has 1 columns, but the model has 2 outputs"):
         Network.from_coefs(coefs, intercepts, "relu", "identity", "squared_error",
                            n_outputs=2, names=("coefs_", "intercepts_"))
+
+
+# ------------------------------------------------- one activation per hidden layer
+
+
+def test_per_layer_activations_mix_maxout_with_others():
+    net = Network([5, 4, 3, 6, 2], ["maxout", "gelu", "sigmoid"], "softmax", "log_loss",
+                  maxout_pieces=3)
+    assert net.activation == ("maxout", "gelu", "logistic")  # canonical, per layer
+    assert net.activations == ("maxout", "gelu", "logistic")
+    assert net.activation_code is None
+    assert net.pieces == (3, 1, 1)
+    assert net.coef_shapes == [(5, 12), (4, 3), (3, 6), (6, 2)]
+    # maxout keeps H for its arg-max, gelu for its derivative; logistic not
+    assert net.keeps_pre_activation == (True, True, False)
+
+
+def test_one_name_keeps_the_single_string_representation():
+    net = Network([5, 4, 3, 2], "swish", "softmax", "log_loss")
+    assert net.activation == "silu"
+    assert net.activations == ("silu", "silu")
+    assert net.activation_code == net.activation_codes[0]
+    assert net.keeps_pre_activation == (True, True)
+    relu = Network([5, 4, 3, 2], "relu", "softmax", "log_loss")
+    assert relu.keeps_pre_activation == (False, False)
+
+
+def test_activation_list_must_have_one_entry_per_hidden_layer():
+    with pytest.raises(ValueError, match="activation has 1 entry, but the network has 2 hidden layers"):
+        Network([5, 4, 3, 2], ["relu"], "softmax", "log_loss")
+    with pytest.raises(ValueError, match=r"activation\[0\] must be one of"):
+        Network([5, 4, 2], ["mish"], "softmax", "log_loss")
+
+
+def _sklearn_draws(layer_units, factors, seed=42):
+    rs = np.random.RandomState(seed)
+    out = []
+    for (fi, fo), factor in zip(zip(layer_units[:-1], layer_units[1:]), factors, strict=True):
+        bound = np.sqrt(factor / (fi + fo))
+        out.append((rs.uniform(-bound, bound, (fi, fo)), rs.uniform(-bound, bound, fo)))
+    return out
+
+
+@pytest.mark.parametrize(
+    "activation,factors",
+    [
+        (["logistic", "sigmoid"], [2.0, 2.0, 2.0]),  # = "logistic"
+        (["relu", "tanh"], [6.0, 6.0, 6.0]),
+        # W_l takes hidden layer l's factor, the output layer the last one's
+        (["logistic", "relu"], [2.0, 6.0, 6.0]),
+        (["relu", "logistic"], [6.0, 2.0, 2.0]),
+    ],
+)
+def test_glorot_factor_per_layer_for_activation_lists(activation, factors):
+    layer_units = [4, 6, 5, 3]
+    net = Network(layer_units, activation, "softmax", "log_loss")
+    assert net.glorot_factors() == factors
+    coefs, intercepts = net.views(net.init_params(np.random.RandomState(42)))
+    for (W, b), c, i in zip(_sklearn_draws(layer_units, factors), coefs, intercepts, strict=True):
+        assert_array_equal(c, W)
+        assert_array_equal(i, b)
+
+
+def test_all_logistic_list_initialises_as_logistic():
+    a = Network([4, 6, 5, 3], ["logistic", "logistic"], "softmax", "log_loss")
+    b = Network([4, 6, 5, 3], "logistic", "softmax", "log_loss")
+    assert_array_equal(a.init_params(np.random.RandomState(0)), b.init_params(np.random.RandomState(0)))
+
+
+def test_from_coefs_reads_maxout_columns_of_a_mixed_list():
+    shapes = [(5, 4), (4, 3 * 2), (3, 2)]  # relu (4 units), maxout (3 units x 2)
+    rng = np.random.RandomState(0)
+    coefs = [rng.normal(size=s) for s in shapes]
+    intercepts = [rng.normal(size=s[1]) for s in shapes]
+    net, params = Network.from_coefs(coefs, intercepts, ["relu", "maxout"], "softmax",
+                                     "log_loss", maxout_pieces=2)
+    assert net.layer_units == [5, 4, 3, 2]
+    assert net.coef_shapes == shapes
+    bad = [rng.normal(size=(5, 4)), rng.normal(size=(4, 5)), rng.normal(size=(5, 2))]
+    with pytest.raises(ValueError, match=r"coefs\[1\] has 5 columns, not a multiple of maxout_pieces=2"):
+        Network.from_coefs(bad, [np.zeros(4), np.zeros(5), np.zeros(2)], ["relu", "maxout"],
+                           "softmax", "log_loss")

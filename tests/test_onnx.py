@@ -158,3 +158,62 @@ def test_register_onnx_converters_can_be_called_again(digits):
     clf = BPClassifier((8,), max_iter=5, random_state=0, backend="numpy").fit(X, y)
     labels, _ = _run(skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False}), X)
     np.testing.assert_array_equal(labels, clf.predict(X))
+
+
+# ------------------------------------------ activations scikit-learn's MLP lacks
+
+NEW_ACTIVATIONS = ["leaky_relu", "elu", "selu", "gelu", "silu", ["relu", "gelu"],
+                   ("selu", "tanh"), ["leaky_relu", "logistic"]]
+
+
+@pytest.mark.parametrize("activation", NEW_ACTIVATIONS)
+@pytest.mark.parametrize("dtype, atol", [(np.float32, 1e-5), (np.float64, 1e-10)])
+def test_new_and_per_layer_activations_convert(digits, activation, dtype, atol):
+    X, y = digits
+    X = X.astype(dtype)
+    hidden = (16,) if isinstance(activation, str) else (16, 8)
+    clf = BPClassifier(hidden, activation=activation, negative_slope=0.3, max_iter=20,
+                       random_state=0, backend="numpy").fit(X, y)
+    onx = skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})
+    labels, proba = _run(onx, X)
+    np.testing.assert_array_equal(labels, clf.predict(X))
+    if dtype == np.float64 and "gelu" in activation:
+        atol = 1e-6  # onnxruntime has no double Erf: erf in float
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("target_opset, op", [(18, "Erf"), (20, "Gelu")])
+def test_gelu_is_one_operator_from_opset_20_and_the_erf_form_before(digits, target_opset, op):
+    X, y = digits
+    X = X.astype(np.float32)
+    clf = BPClassifier((16,), activation="gelu", max_iter=20, random_state=0,
+                       backend="numpy").fit(X, y)
+    onx = skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False}, target_opset=target_opset)
+    assert op in {n.op_type for n in onx.graph.node}
+    labels, proba = _run(onx, X)
+    np.testing.assert_array_equal(labels, clf.predict(X))
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["silu", ["elu", "leaky_relu"]])
+@pytest.mark.parametrize("dtype, atol", [(np.float32, 1e-5), (np.float64, 1e-10)])
+def test_regressor_with_new_activations_converts(activation, dtype, atol):
+    X, y = make_regression(n_samples=200, n_features=5, random_state=0)
+    X, y = X.astype(dtype), y / np.abs(y).max()
+    hidden = (8,) if isinstance(activation, str) else (8, 6)
+    reg = BPRegressor(hidden_layer_sizes=hidden, activation=activation, solver="lbfgs",
+                      max_iter=50, random_state=0, backend="numpy").fit(X, y)
+    (pred,) = _run(skl2onnx.to_onnx(reg, X[:1]), X)
+    np.testing.assert_allclose(pred.ravel(), reg.predict(X), rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("activation, match", [
+    (["relu", "maxout"], "no 'maxout' hidden activation"),
+    (["softplus", "gelu"], "no 'softplus' hidden activation"),
+])
+def test_per_layer_lists_onnx_cannot_express_raise_naming_it(digits, activation, match):
+    X, y = digits
+    clf = BPClassifier((4, 3), activation=activation, max_iter=2, random_state=0,
+                       backend="numpy").fit(X, y)
+    with pytest.raises(ValueError, match=match):
+        skl2onnx.to_onnx(clf, X[:1].astype(np.float32))

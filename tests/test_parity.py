@@ -1,9 +1,10 @@
 """The compiled backend gives the NumPy backend's numbers.
 
 Random small networks (hypothesis, derandomized): every hidden activation,
-every output/loss pairing, every stochastic solver, both dtypes, dense X in
-C / Fortran / non-contiguous layout and CSR X, with and without sample
-weights, batch sizes from 1 to past the number of rows. Two epochs of
+one per layer too (maxout mixed with the others), every output/loss
+pairing, every stochastic solver, both dtypes, dense X in C / Fortran /
+non-contiguous layout and CSR X, with and without sample weights, batch
+sizes from 1 to past the number of rows. Two epochs of
 ``train_epoch`` from the same start must give the same parameters and mean
 losses; ``forward`` and ``loss_grad`` must agree too.
 """
@@ -29,7 +30,10 @@ TINY = 1e-30
 # nearly equal numbers, exact only to a few ulps of the targets.
 LOSS_ATOL = {np.float32: 1e-6, np.float64: 1e-12}
 
-HIDDEN = ("identity", "logistic", "tanh", "relu", "softplus", "maxout")
+HIDDEN = (
+    "identity", "logistic", "tanh", "relu", "softplus", "maxout",
+    "leaky_relu", "elu", "selu", "gelu", "silu",
+)
 # (out_activation, loss, kind of targets)
 PAIRINGS = (
     ("identity", "squared_error", "real"),
@@ -103,7 +107,11 @@ def layout_X(X, layout, rng):
 def problems(draw):
     n_hidden = draw(st.integers(1, 3))
     hidden = draw(st.lists(st.integers(1, 64), min_size=n_hidden, max_size=n_hidden))
-    activation = draw(st.sampled_from(HIDDEN))
+    if draw(st.booleans()):
+        activation = draw(st.sampled_from(HIDDEN))
+    else:  # one per hidden layer
+        activation = draw(st.lists(st.sampled_from(HIDDEN), min_size=n_hidden,
+                                   max_size=n_hidden))
     k = draw(st.sampled_from((2, 3)))
     out_activation, loss, kind = draw(st.sampled_from(PAIRINGS))
     if kind == "onehot":
@@ -134,6 +142,7 @@ def problems(draw):
         weight_decay=draw(st.sampled_from((0.0, 0.0, 0.5))),
         max_grad_norm=draw(st.sampled_from((None, None, 0.05, 10.0))),
         lr_factor=draw(st.sampled_from((1.0, 1.0, 0.25))),
+        negative_slope=draw(st.sampled_from((0.01, 0.3))),
     )
 
 
@@ -147,6 +156,7 @@ def build(p):
         p["loss"],
         maxout_pieces=p["k"],
         dtype=dtype,
+        negative_slope=p["negative_slope"],
     )
     params = net.init_params(rng)
     X = rng.randn(p["n"], p["n_features"]).astype(dtype)
@@ -278,7 +288,9 @@ def test_sparse_formats_match_dense(fmt):
     assert l1 == pytest.approx(l2, rel=1e-12)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "maxout"])
+@pytest.mark.parametrize(
+    "activation", ["tanh", "maxout", "gelu", ["maxout", "silu", "selu", "leaky_relu"] * 17 + ["elu"]]
+)
 def test_networks_deeper_than_64_layers_match(activation):
     # 70 weight layers: the kernels' per-layer arrays are sized by the network
     net = Network([5] + [4] * 69 + [3], activation, "softmax", "log_loss", dtype=np.float64)
@@ -316,3 +328,25 @@ def test_estimator_fits_70_layers_on_the_compiled_backend():
     np.testing.assert_allclose(
         fitted["cython"].predict_proba(X), fitted["numpy"].predict_proba(X), rtol=1e-9
     )
+
+
+MIXED = [
+    ["maxout", "gelu", "relu"],
+    ["silu", "maxout", "maxout"],
+    ["leaky_relu", "elu", "maxout"],
+    ["selu", "tanh", "gelu"],
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", MIXED)
+def test_per_layer_activations_match(activation, dtype):
+    # whatever hypothesis draws: maxout first, in the middle and last, next
+    # to layers that keep H (gelu, silu) and layers that don't
+    p = dict(hidden=[7, 5, 6], activation=activation, k=3, out_activation="softmax",
+             loss="log_loss", kind="onehot", n_outputs=3, n_features=4, n=30,
+             batch_size=8, dtype=dtype, layout="C", weighted=True,
+             solver=("adam", 0.9, True), alpha=1e-4, subset=False, seed=3,
+             weight_decay=0.0, max_grad_norm=None, lr_factor=1.0, negative_slope=0.3)
+    check_forward_and_loss_grad_parity(p)
+    check_train_epoch_parity(p)

@@ -36,11 +36,12 @@ def _roundtrips(est):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("activation", ["relu", "softplus", "maxout"])
+@pytest.mark.parametrize("activation", ["relu", "softplus", "maxout", ("tanh", "elu")])
 def test_classifier_roundtrip(digits, backend, dtype, activation):
     X, y = digits
     X = X.astype(dtype)
-    clf = BPClassifier((12,), activation=activation, max_iter=5, random_state=0,
+    hidden = (12,) if isinstance(activation, str) else (12, 7)
+    clf = BPClassifier(hidden, activation=activation, max_iter=5, random_state=0,
                        backend=backend).fit(X, y)
     for loaded in _roundtrips(clf):
         assert loaded.coefs_[0].dtype == dtype
@@ -154,6 +155,14 @@ def test_to_sklearn_unsupported_activation(digits, activation):
         clf.to_sklearn()
 
 
+def test_to_sklearn_refuses_a_per_layer_activation_list(digits):
+    X, y = digits
+    clf = BPClassifier((8, 6), activation=["relu", "tanh"], max_iter=2, random_state=0,
+                       backend="numpy").fit(X, y)
+    with pytest.raises(ValueError, match="'relu', 'tanh'"):  # names the list
+        clf.to_sklearn()
+
+
 def test_to_sklearn_unsupported_output():
     X, y = make_regression(n_samples=60, n_features=3, random_state=0)
     reg = BPRegressor(out_activation="softplus", hidden_layer_sizes=(4,), max_iter=2,
@@ -236,6 +245,10 @@ CONFIGS = {
         lambda b: BPClassifier((6,), activation="maxout", maxout_pieces=3, max_iter=4,
                                random_state=0, backend=b),
         lambda: _multiclass(np.float32)),
+    "per-layer-activations-adam": (
+        lambda b: BPClassifier((6, 5, 4), activation=["maxout", "gelu", "leaky_relu"],
+                               negative_slope=0.2, max_iter=4, random_state=0, backend=b),
+        _multiclass),
     "sparse-adam": (
         lambda b: BPClassifier((10,), max_iter=4, random_state=0, backend=b), _sparse),
     "early-stopping-adam": (

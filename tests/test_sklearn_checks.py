@@ -82,3 +82,45 @@ CONFIGS = [
 @parametrize_with_checks(CONFIGS)
 def test_config_passes_sklearn_checks(estimator, check):
     _run(estimator, check)
+
+
+# The activations beyond scikit-learn's, and one activation per hidden layer
+# (a list parameter: clone, get_params and set_params must handle it).
+_TWO = dict(_FAST, hidden_layer_sizes=(12, 10))
+ACTIVATION_CONFIGS = [
+    BPClassifier(activation="leaky_relu", negative_slope=0.1, **_FAST),
+    BPRegressor(activation="elu", **_FAST),
+    BPClassifier(activation="selu", **_FAST),
+    BPRegressor(activation="gelu", **_FAST),
+    BPClassifier(activation="silu", **{**_FAST, "backend": "cython"}),
+    BPClassifier(activation=["maxout", "gelu"], **{**_TWO, "backend": "cython"}),
+    BPRegressor(activation=("tanh", "leaky_relu"), **_TWO),
+]
+
+
+@parametrize_with_checks(ACTIVATION_CONFIGS)
+def test_activation_config_passes_sklearn_checks(estimator, check):
+    _run(estimator, check)
+
+
+def test_grid_search_over_activation_lists_in_a_pipeline():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300], y[:300]
+    grid = [["relu", "tanh"], ("gelu", "maxout"), ["leaky_relu", "selu"]]
+    clf = BPClassifier((12, 8), max_iter=30, learning_rate_init=0.02, random_state=0,
+                       backend="numpy")
+    pipe = make_pipeline(StandardScaler(), clf)
+    search = GridSearchCV(pipe, {"bpclassifier__activation": grid}, cv=2).fit(X, y)
+    assert [p["bpclassifier__activation"] for p in search.cv_results_["params"]] == grid
+    assert search.best_params_["bpclassifier__activation"] in grid
+    best = search.best_estimator_[-1]
+    # the refitted model trained with the list it was given, layer by layer
+    assert best.activation == search.best_params_["bpclassifier__activation"]
+    assert best._net.activations == tuple(best.activation)
+    assert best.coefs_[0].shape[1] == (24 if best.activation[0] == "maxout" else 12)
+    assert search.score(X, y) > 0.5
