@@ -105,6 +105,12 @@ SETTLE = 0.3
 # GridSearchCV between two others) still shares them: it would otherwise set
 # all threads for itself while the next fit of the other thread starts.
 CONCURRENT_LINGER = 0.5
+# A chunk on one thread whose thread got less than this share of the chunk's
+# wall time on a core (its CPU time / wall time) ran on a machine with no
+# free core: more threads would collapse (measured on 2 cores: 0.99-1.00
+# idle, 0.2-0.5 with two busy processes). Exploring then skips them, and a
+# winner at one thread is not probed while it stays so.
+CROWDED = 0.9
 # Keys remembered (the oldest is forgotten first): predict on many different
 # row counts must not grow the table without end.
 MAX_KEYS = 256
@@ -182,7 +188,7 @@ class _KeyStats:
 
     __slots__ = ("queue", "exploring", "round", "best", "top", "ref", "avg",
                  "next_probe", "last_round", "wait", "drift_wait", "drifted",
-                 "settle_until", "collapsed")
+                 "settle_until", "collapsed", "crowded")
 
     def __init__(self, candidates, start=None):
         # ``start``: the count a collapse seen elsewhere says to run (the
@@ -202,6 +208,7 @@ class _KeyStats:
         self.drifted = False  # the coming round was triggered by a drift
         self.settle_until = 0.0  # see SETTLE
         self.collapsed = False   # a count above the winner collapsed in the round
+        self.crowded = False     # the winner's last chunk found no free core
 
 
 class _Thread(threading.local):
@@ -215,11 +222,15 @@ class _Thread(threading.local):
 
 class BlasThreads:
     """The process's BLAS thread policy and the state it shares between
-    threads. ``clock`` and ``libraries`` (a callable returning
-    :class:`_Library` objects) can be replaced for tests."""
+    threads. ``clock``, ``libraries`` (a callable returning :class:`_Library`
+    objects) and ``cpu_clock`` (the calling thread's CPU seconds, to see a
+    machine without a free core; None: not measured) can be replaced for
+    tests."""
 
-    def __init__(self, clock=time.perf_counter, libraries=scan_libraries):
+    def __init__(self, clock=time.perf_counter, libraries=scan_libraries,
+                 cpu_clock=None):
         self.clock = clock
+        self.cpu_clock = cpu_clock  # the calling thread's CPU time, or None
         self._scan = libraries
         self._lock = threading.Lock()
         self._libraries = None
@@ -393,7 +404,9 @@ class BlasThreads:
                 stats.exploring = True
                 stats.queue = [hint]
                 stats.round = {}
-            if not stats.queue and now >= stats.next_probe:
+                stats.collapsed = False
+            if (not stats.queue and now >= stats.next_probe
+                    and not (stats.crowded and stats.best == 1)):
                 self._start_probe(stats, session.candidates)
             n = stats.queue[0] if stats.queue else stats.best
         if cap is not None and cap < n:
@@ -416,9 +429,11 @@ class BlasThreads:
         stats.queue = [candidates[j] for j in (i - 1, i + 1)
                        if 0 <= j < len(candidates)]
         stats.round = {}
+        stats.collapsed = False
 
-    def _record(self, measuring, per_unit):
+    def _record(self, measuring, per_unit, share=None):
         stats, n, generation = measuring
+        crowded = n == 1 and share is not None and share < CROWDED
         with self._lock:
             if generation != self._generation or len(self._active) > 1:
                 return  # another thread's session overlapped this chunk
@@ -431,10 +446,17 @@ class BlasThreads:
                         per_unit >= COLLAPSE * t for c, t in stats.round.items() if c < n):
                     # n threads collapse, and more would too: not again
                     stats.queue = [c for c in stats.queue if c < n]
+                if stats.exploring and crowded:
+                    # no free core: more threads would collapse
+                    stats.queue = [c for c in stats.queue if c <= n]
+                    stats.collapsed = True
                 if not stats.queue:
                     self._finish_round(stats, now)
                     self._learn(stats, now)
             elif n == stats.best:
+                stats.crowded = crowded
+                if crowded:
+                    self._evidence = (now, 1)
                 stats.avg = (per_unit if stats.avg is None else
                              (1 - SMOOTHING) * stats.avg + SMOOTHING * per_unit)
                 if now < stats.settle_until:
@@ -472,8 +494,8 @@ class BlasThreads:
         # the winner's time per unit in this round (a probe round measures
         # only the others: the winner's is its present average)
         base = stats.round[best] if won else stats.avg
-        stats.collapsed = any(c > best and t >= COLLAPSE * base
-                              for c, t in stats.round.items())
+        stats.collapsed = stats.collapsed or any(
+            c > best and t >= COLLAPSE * base for c, t in stats.round.items())
         if won:
             stats.best = best
             stats.ref = stats.avg = stats.round[best]
@@ -508,7 +530,7 @@ class BlasThreads:
 
 class _Session:
     __slots__ = ("_owner", "key", "bound", "fixed", "candidates", "stats_key",
-                 "_forced", "_measuring", "_start", "threads")
+                 "_forced", "_measuring", "_start", "_cpu_start", "threads")
 
     def __init__(self, owner, key, largest_gemm, threads):
         self._owner = owner
@@ -522,6 +544,7 @@ class _Session:
         self.stats_key = None
         self._measuring = None
         self._start = None
+        self._cpu_start = None
         self.threads = None   # the count of the current chunk
 
     def __enter__(self):
@@ -544,16 +567,22 @@ class _Session:
         owner._apply(n)
         self.threads = n
         self._start = owner.clock() if self._measuring is not None else None
+        cpu = owner.cpu_clock
+        self._cpu_start = cpu() if self._start is not None and n == 1 and cpu else None
         return n
 
     def end(self, units):
         """After a chunk of ``units`` units of work."""
         if self._start is None:
             return
-        elapsed = self._owner.clock() - self._start
-        self._start = None
+        owner = self._owner
+        elapsed = owner.clock() - self._start
+        share = None
+        if self._cpu_start is not None and elapsed > 0:
+            share = (owner.cpu_clock() - self._cpu_start) / elapsed
+        self._start = self._cpu_start = None
         if units > 0 and elapsed >= 0:
-            self._owner._record(self._measuring, elapsed / units)
+            owner._record(self._measuring, elapsed / units, share)
 
     def __exit__(self, *exc):
         self._start = None
@@ -561,7 +590,18 @@ class _Session:
         return False
 
 
-_policy = BlasThreads()
+def _thread_cpu_clock():
+    """``time.thread_time`` where it resolves a chunk (not Windows' 15.6 ms
+    ticks), else None."""
+    try:
+        if time.get_clock_info("thread_time").resolution <= 1e-6:
+            return time.thread_time
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
+
+
+_policy = BlasThreads(cpu_clock=_thread_cpu_clock())
 
 
 def forced_threads():

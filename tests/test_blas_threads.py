@@ -705,3 +705,66 @@ def test_a_session_right_after_an_overlap_still_shares_the_cores():
         s.end(10)
         assert s.begin() == 2                     # no overlap for long: alone
     assert lib.n == 2
+
+
+# ------------------------------------------ a machine without a free core
+class FakeCpuClock:
+    """The calling thread's CPU seconds: ``share`` of the wall clock's."""
+
+    def __init__(self, clock, share=1.0):
+        self.clock, self.share = clock, share
+        self.t, self.last = 0.0, clock.t
+
+    def __call__(self):
+        self.t += (self.clock.t - self.last) * self.share
+        self.last = self.clock.t
+        return self.t
+
+
+def make_policy_with_cpu(lib, share):
+    clock = FakeClock()
+    cpu = FakeCpuClock(clock, share)
+    policy = bt.BlasThreads(clock=clock, libraries=lambda: [lib.library()],
+                            cpu_clock=cpu)
+    return policy, clock, cpu
+
+
+def test_one_thread_with_a_free_core_explores_as_usual():
+    lib = FakeLibrary(2)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=0.99)
+    assert run_chunks(policy, clock, lib, idle, 6)[:4] == [1, 2, 1, 2]
+
+
+def test_no_free_core_for_one_thread_means_more_threads_are_not_tried():
+    # Two busy processes on two cores: one thread gets 2/3 of a core. A
+    # chunk on 2 threads would collapse; it is neither explored nor probed
+    # while the machine stays so, and probed as soon as a core is free.
+    lib = FakeLibrary(2)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=0.67)
+    used = run_chunks(policy, clock, lib, busy, 3000)
+    assert set(used) == {1}
+    assert clock.t > bt.EVIDENCE_FOR     # still crowded: still evidence
+    assert run_chunks(policy, clock, lib, busy, 1000, key="predict") == [1] * 1000
+    cpu.share = 1.0                                       # a core is free
+    used = run_chunks(policy, clock, lib, idle, 3)
+    assert used == [1, 2, 2]      # the chunk that saw it, the probe, the winner
+
+
+def test_the_cpu_clock_is_read_only_around_chunks_on_one_thread():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    reads = []
+    policy.cpu_clock = lambda: reads.append(lib.n) or clock.t   # a free core
+    used = run_chunks(policy, clock, lib, idle, 12)
+    assert 2 in used
+    assert reads and set(reads) == {1}
+
+
+def test_a_key_learned_with_a_free_core_follows_a_crowded_machine_seen_since():
+    lib = FakeLibrary(2)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=1.0)
+    run_chunks(policy, clock, lib, idle, 6, key="train")   # 2 threads won
+    cpu.share = 0.67
+    run_chunks(policy, clock, lib, busy, 3000, key="predict")
+    assert clock.t > bt.EVIDENCE_FOR         # crowded all along, until now
+    assert run_chunks(policy, clock, lib, busy, 3, key="train") == [1, 1, 1]
