@@ -22,21 +22,35 @@ threads"):
   starts (threadpoolctl, ``OPENBLAS_NUM_THREADS``, or the library default):
   never more threads than that.
 * A new key is explored: each candidate runs two chunks, and the one with the
-  least time per unit wins.
+  least time per unit wins. A count that *collapses* (``COLLAPSE``x slower
+  per unit than fewer threads: the busy-core case) is not run again, nor are
+  larger ones.
+* What the machine looks like now is shared between keys. A chunk on one
+  thread whose thread got less than ``CROWDED`` of a core (CPU time / wall
+  time) shows that no core is free: more threads would collapse, so they are
+  neither explored nor probed while it stays so. That, or a collapse seen by
+  any key, makes new keys start at the count that won (one thread) instead
+  of exploring, and keys that learned before switch to it, for
+  ``EVIDENCE_FOR`` seconds or until a key sees more threads win.
 * While the winner runs, its time per unit is followed (a moving average). A
   probe round (one chunk on each neighbour, half and twice the count) comes
   after ``PROBE_AFTER`` seconds, then after twice as long each time probing
   loses (up to ``PROBE_AFTER_MAX``); it comes at once when the winner's time
   per unit drifts by more than ``DRIFT``x from what it was when it won, in a
   direction where another count may now win (slower: fewer threads; faster:
-  more), at most every wait / 8 seconds.
+  more), at most every wait / 8 seconds. A probe round that collapses waits
+  at least ``COLLAPSE_WAIT`` seconds for the next. For ``SETTLE`` seconds
+  after chunks on more threads than the winner (OpenBLAS's idle threads
+  spin, and slow it down) the winner's time only re-sets its reference.
 * Products below ``TINY_GEMM`` multiply-adds always run on one thread.
 * ``FASTBP_BLAS_THREADS=n`` in the environment forces n threads (at most the
   user's setting) and turns measuring off.
 * When sessions run in several threads at once (fits in threads,
   ``GridSearchCV(n_jobs=2)`` with joblib's threading backend), they share the
   process-wide setting: each chunk runs on ``max(1, bound // threads)`` at
-  most, and chunks that overlap another thread's session are not measured.
+  most, and chunks that overlap another thread's session are not measured;
+  so for ``CONCURRENT_LINGER`` seconds after the last overlap (between two
+  fits of a grid search, one thread's fit runs alone for a moment).
 
 The BLAS thread count is process-wide state shared by every thread. The
 user's setting is read once, under a lock, when the first session of the
