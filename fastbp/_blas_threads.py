@@ -123,7 +123,9 @@ CONCURRENT_LINGER = 0.5
 # wall time on a core (its CPU time / wall time) ran on a machine with no
 # free core: more threads would collapse (measured on 2 cores: 0.99-1.00
 # idle, 0.2-0.5 with two busy processes). Exploring then skips them, and a
-# winner at one thread is not probed while it stays so.
+# winner at one thread is not probed while it stays so. Not judged within
+# SETTLE seconds of a chunk on more threads: OpenBLAS's own spinning threads
+# then take a core.
 CROWDED = 0.9
 # Keys remembered (the oldest is forgotten first): predict on many different
 # row counts must not grow the table without end.
@@ -259,6 +261,7 @@ class BlasThreads:
         self._shared_until = -1.0  # sessions share the cores until then ...
         self._sharing = 1          # ... between this many threads
         self._evidence = None    # (when, count): more threads collapsed then
+        self._spinning_until = -1.0  # OpenBLAS's threads may spin until then
         self._stats = {}
         self._tls = _Thread()
 
@@ -582,14 +585,19 @@ class _Session:
         self.threads = n
         self._start = owner.clock() if self._measuring is not None else None
         cpu = owner.cpu_clock
-        self._cpu_start = cpu() if self._start is not None and n == 1 and cpu else None
+        self._cpu_start = None
+        if (cpu is not None and self._start is not None and n == 1
+                and self._start >= owner._spinning_until):
+            self._cpu_start = cpu()
         return n
 
     def end(self, units):
         """After a chunk of ``units`` units of work."""
+        owner = self._owner
+        if self.threads is not None and self.threads > 1:
+            owner._spinning_until = owner.clock() + SETTLE
         if self._start is None:
             return
-        owner = self._owner
         elapsed = owner.clock() - self._start
         share = None
         if self._cpu_start is not None and elapsed > 0:

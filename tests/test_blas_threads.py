@@ -768,3 +768,22 @@ def test_a_key_learned_with_a_free_core_follows_a_crowded_machine_seen_since():
     run_chunks(policy, clock, lib, busy, 3000, key="predict")
     assert clock.t > bt.EVIDENCE_FOR         # crowded all along, until now
     assert run_chunks(policy, clock, lib, busy, 3, key="train") == [1, 1, 1]
+
+
+def test_openblas_threads_spinning_after_a_chunk_on_two_are_not_a_crowd():
+    # After a chunk on 2 threads OpenBLAS's second thread spins on a core for
+    # a while; with one busy process on two cores that leaves the next
+    # one-thread chunk 2/3 of a core. That is fastbp's own doing, not a
+    # machine without a free core: exploring goes on.
+    lib = FakeLibrary(4)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=1.0)
+    last_many = [-1.0]
+
+    def spin_after_more(n):
+        cpu.share = 0.67 if clock.t - last_many[0] < 0.2 else 1.0
+        if n > 1:
+            last_many[0] = clock.t + idle(n) * 10
+        return idle(n)
+
+    used = run_chunks(policy, clock, lib, spin_after_more, 8)
+    assert used[:6] == [1, 2, 4, 1, 2, 4]
