@@ -223,7 +223,7 @@ class _KeyStats:
         self.drift_wait = DRIFT_WAIT
         self.drifted = False  # the coming round was triggered by a drift
         self.settle_until = 0.0  # see SETTLE
-        self.collapsed = False   # a count above the winner collapsed in the round
+        self.collapsed = None    # in this round, more threads than this collapsed
         self.crowded = False     # the winner's last chunk found no free core
 
 
@@ -421,7 +421,7 @@ class BlasThreads:
                 stats.exploring = True
                 stats.queue = [hint]
                 stats.round = {}
-                stats.collapsed = False
+                stats.collapsed = None
             if (not stats.queue and now >= stats.next_probe
                     and not (stats.crowded and stats.best == 1)):
                 self._start_probe(stats, session.candidates)
@@ -446,11 +446,12 @@ class BlasThreads:
         stats.queue = [candidates[j] for j in (i - 1, i + 1)
                        if 0 <= j < len(candidates)]
         stats.round = {}
-        stats.collapsed = False
+        stats.collapsed = None
 
     def _record(self, measuring, per_unit, share=None):
         stats, n, generation = measuring
-        crowded = n == 1 and share is not None and share < CROWDED
+        judged = n == 1 and share is not None
+        crowded = judged and share < CROWDED
         with self._lock:
             if generation != self._generation or len(self._active) > 1:
                 return  # another thread's session overlapped this chunk
@@ -466,12 +467,13 @@ class BlasThreads:
                 if stats.exploring and crowded:
                     # no free core: more threads would collapse
                     stats.queue = [c for c in stats.queue if c <= n]
-                    stats.collapsed = True
+                    stats.collapsed = n
                 if not stats.queue:
                     self._finish_round(stats, now)
                     self._learn(stats, now)
             elif n == stats.best:
-                stats.crowded = crowded
+                if judged:
+                    stats.crowded = crowded
                 if crowded:
                     self._evidence = (now, 1)
                 stats.avg = (per_unit if stats.avg is None else
@@ -511,8 +513,8 @@ class BlasThreads:
         # the winner's time per unit in this round (a probe round measures
         # only the others: the winner's is its present average)
         base = stats.round[best] if won else stats.avg
-        stats.collapsed = stats.collapsed or any(
-            c > best and t >= COLLAPSE * base for c, t in stats.round.items())
+        if any(c > best and t >= COLLAPSE * base for c, t in stats.round.items()):
+            stats.collapsed = min(best, stats.collapsed or best)
         if won:
             stats.best = best
             stats.ref = stats.avg = stats.round[best]
@@ -525,7 +527,7 @@ class BlasThreads:
             stats.wait = min(2 * stats.wait, PROBE_AFTER_MAX)
             if stats.drifted:
                 stats.drift_wait = min(2 * stats.drift_wait, DRIFT_WAIT_MAX)
-            if stats.collapsed:
+            if stats.collapsed is not None:
                 # a probe that collapses costs a slow chunk and the winner's
                 # slowdown after it (SETTLE): not every second
                 stats.wait = min(max(stats.wait, COLLAPSE_WAIT), PROBE_AFTER_MAX)
@@ -539,8 +541,8 @@ class BlasThreads:
     def _learn(self, stats, now):
         """After a round (under the lock): keep what it says about the
         machine for other keys."""
-        if stats.collapsed:
-            self._evidence = (now, stats.best)
+        if stats.collapsed is not None:
+            self._evidence = (now, stats.collapsed)
         elif self._evidence is not None and stats.best > self._evidence[1]:
             self._evidence = None  # more threads won: a core is free again
 
