@@ -787,3 +787,17 @@ def test_openblas_threads_spinning_after_a_chunk_on_two_are_not_a_crowd():
 
     used = run_chunks(policy, clock, lib, spin_after_more, 8)
     assert used[:6] == [1, 2, 4, 1, 2, 4]
+
+
+def test_a_chunk_not_judged_for_a_free_core_keeps_the_last_judgement():
+    lib = FakeLibrary(2)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=0.67)
+    run_chunks(policy, clock, lib, busy, 100)          # crowded, > PROBE_AFTER
+    assert clock.t > bt.PROBE_AFTER
+    with policy.session("forced", BIG, threads=2) as s:   # e.g. FASTBP_BLAS_THREADS
+        s.begin()
+        clock.t += MS
+        s.end(1)
+    # the next chunk is within SETTLE of it: not judged, still no free core
+    # known, so no probe of 2 threads though one is due
+    assert run_chunks(policy, clock, lib, busy, 3) == [1, 1, 1]
