@@ -615,8 +615,11 @@ class _Session:
 
 
 def _thread_cpu_clock():
-    """``time.thread_time`` where it resolves a chunk (not Windows' 15.6 ms
-    ticks), else None."""
+    """``time.thread_time`` where it resolves a chunk, else None. Windows
+    counts a thread's CPU time in scheduler ticks (15.6 ms: most of a chunk)
+    while reporting a 100 ns resolution, so it is not used there."""
+    if sys.platform == "win32":
+        return None
     try:
         if time.get_clock_info("thread_time").resolution <= 1e-6:
             return time.thread_time

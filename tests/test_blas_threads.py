@@ -801,3 +801,10 @@ def test_a_chunk_not_judged_for_a_free_core_keeps_the_last_judgement():
     # the next chunk is within SETTLE of it: not judged, still no free core
     # known, so no probe of 2 threads though one is due
     assert run_chunks(policy, clock, lib, busy, 3) == [1, 1, 1]
+
+
+def test_the_thread_cpu_clock_is_not_used_where_it_counts_in_ticks(monkeypatch):
+    monkeypatch.setattr(bt.sys, "platform", "win32")
+    assert bt._thread_cpu_clock() is None
+    monkeypatch.setattr(bt.sys, "platform", "linux")
+    assert bt._thread_cpu_clock() in (bt.time.thread_time, None)
