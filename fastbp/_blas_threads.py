@@ -22,21 +22,35 @@ threads"):
   starts (threadpoolctl, ``OPENBLAS_NUM_THREADS``, or the library default):
   never more threads than that.
 * A new key is explored: each candidate runs two chunks, and the one with the
-  least time per unit wins.
+  least time per unit wins. A count that *collapses* (``COLLAPSE``x slower
+  per unit than fewer threads: the busy-core case) is not run again, nor are
+  larger ones.
+* What the machine looks like now is shared between keys. A chunk on one
+  thread whose thread got less than ``CROWDED`` of a core (CPU time / wall
+  time) shows that no core is free: more threads would collapse, so they are
+  neither explored nor probed while it stays so. That, or a collapse seen by
+  any key, makes new keys start at the count that won (one thread) instead
+  of exploring, and keys that learned before switch to it, for
+  ``EVIDENCE_FOR`` seconds or until a key sees more threads win.
 * While the winner runs, its time per unit is followed (a moving average). A
   probe round (one chunk on each neighbour, half and twice the count) comes
   after ``PROBE_AFTER`` seconds, then after twice as long each time probing
   loses (up to ``PROBE_AFTER_MAX``); it comes at once when the winner's time
   per unit drifts by more than ``DRIFT``x from what it was when it won, in a
   direction where another count may now win (slower: fewer threads; faster:
-  more), at most every wait / 8 seconds.
+  more), at most every wait / 8 seconds. A probe round that collapses waits
+  at least ``COLLAPSE_WAIT`` seconds for the next. For ``SETTLE`` seconds
+  after chunks on more threads than the winner (OpenBLAS's idle threads
+  spin, and slow it down) the winner's time only re-sets its reference.
 * Products below ``TINY_GEMM`` multiply-adds always run on one thread.
 * ``FASTBP_BLAS_THREADS=n`` in the environment forces n threads (at most the
   user's setting) and turns measuring off.
 * When sessions run in several threads at once (fits in threads,
   ``GridSearchCV(n_jobs=2)`` with joblib's threading backend), they share the
   process-wide setting: each chunk runs on ``max(1, bound // threads)`` at
-  most, and chunks that overlap another thread's session are not measured.
+  most, and chunks that overlap another thread's session are not measured;
+  so for ``CONCURRENT_LINGER`` seconds after the last overlap (between two
+  fits of a grid search, one thread's fit runs alone for a moment).
 
 The BLAS thread count is process-wide state shared by every thread. The
 user's setting is read once, under a lock, when the first session of the
@@ -82,6 +96,37 @@ SWITCH_UP_MARGIN = 0.8
 SMOOTHING = 0.3
 # Chunks measured per candidate when a key is new.
 EXPLORE_ROUNDS = 2
+# More threads *collapse* when their time per unit is at least this many
+# times fewer threads' (on an idle machine a second thread loses by 1.2x at
+# most, on products too small for it; with a busy core it loses 2-25x: each
+# of OpenBLAS's threads waits for the others at every call). A collapsed
+# count is not measured again while exploring, the next probe of it waits at
+# least COLLAPSE_WAIT seconds, and new keys start from the collapse (below).
+COLLAPSE = 2.0
+COLLAPSE_WAIT = 4.0
+# A collapse seen by one key is the machine's state for this long (or until
+# a key sees more threads win): a new key starts at the count that won there
+# instead of exploring the collapsing counts, and a key whose knowledge is
+# older switches to it.
+EVIDENCE_FOR = 30.0
+# After chunks on more threads than the winner, OpenBLAS's idle threads spin
+# for a while (0.1-0.25 s measured with busy cores) and slow the winner down:
+# for this long its time per unit only re-sets its reference, so the end of
+# that slowdown is not taken for a core becoming free.
+SETTLE = 0.3
+# Sessions running in several threads share the cores; a thread's session
+# starting within this many seconds of the last overlap (a fit of a
+# GridSearchCV between two others) still shares them: it would otherwise set
+# all threads for itself while the next fit of the other thread starts.
+CONCURRENT_LINGER = 0.5
+# A chunk on one thread whose thread got less than this share of the chunk's
+# wall time on a core (its CPU time / wall time) ran on a machine with no
+# free core: more threads would collapse (measured on 2 cores: 0.99-1.00
+# idle, 0.2-0.5 with two busy processes). Exploring then skips them, and a
+# winner at one thread is not probed while it stays so. Not judged within
+# SETTLE seconds of a chunk on more threads: OpenBLAS's own spinning threads
+# then take a core.
+CROWDED = 0.9
 # Keys remembered (the oldest is forgotten first): predict on many different
 # row counts must not grow the table without end.
 MAX_KEYS = 256
@@ -158,10 +203,14 @@ class _KeyStats:
     """What was measured for one (key, bound): time per unit by count."""
 
     __slots__ = ("queue", "exploring", "round", "best", "top", "ref", "avg",
-                 "next_probe", "last_round", "wait", "drift_wait", "drifted")
+                 "next_probe", "last_round", "wait", "drift_wait", "drifted",
+                 "settle_until", "collapsed", "crowded")
 
-    def __init__(self, candidates):
-        self.queue = list(candidates) * EXPLORE_ROUNDS
+    def __init__(self, candidates, start=None):
+        # ``start``: the count a collapse seen elsewhere says to run (the
+        # others are probed later, as for a winner)
+        self.queue = ([start] if start is not None
+                      else list(candidates) * EXPLORE_ROUNDS)
         self.top = max(candidates)
         self.exploring = True
         self.round = {}      # count -> time per unit measured in this round
@@ -173,6 +222,9 @@ class _KeyStats:
         self.wait = PROBE_AFTER
         self.drift_wait = DRIFT_WAIT
         self.drifted = False  # the coming round was triggered by a drift
+        self.settle_until = 0.0  # see SETTLE
+        self.collapsed = None    # in this round, more threads than this collapsed
+        self.crowded = False     # the winner's last chunk found no free core
 
 
 class _Thread(threading.local):
@@ -186,11 +238,15 @@ class _Thread(threading.local):
 
 class BlasThreads:
     """The process's BLAS thread policy and the state it shares between
-    threads. ``clock`` and ``libraries`` (a callable returning
-    :class:`_Library` objects) can be replaced for tests."""
+    threads. ``clock``, ``libraries`` (a callable returning :class:`_Library`
+    objects) and ``cpu_clock`` (the calling thread's CPU seconds, to see a
+    machine without a free core; None: not measured) can be replaced for
+    tests."""
 
-    def __init__(self, clock=time.perf_counter, libraries=scan_libraries):
+    def __init__(self, clock=time.perf_counter, libraries=scan_libraries,
+                 cpu_clock=None):
         self.clock = clock
+        self.cpu_clock = cpu_clock  # the calling thread's CPU time, or None
         self._scan = libraries
         self._lock = threading.Lock()
         self._libraries = None
@@ -202,6 +258,10 @@ class BlasThreads:
         self._applied = None     # count set on the process-wide libraries
         self._active = {}        # thread id -> sessions open in it
         self._generation = 0     # changes whenever _active changes
+        self._shared_until = -1.0  # sessions share the cores until then ...
+        self._sharing = 1          # ... between this many threads
+        self._evidence = None    # (when, count): more threads collapsed then
+        self._spinning_until = -1.0  # OpenBLAS's threads may spin until then
         self._stats = {}
         self._tls = _Thread()
 
@@ -254,6 +314,7 @@ class BlasThreads:
                 self._applied = self._full
             self._active[me] = self._active.get(me, 0) + 1
             self._generation += 1
+            self._note_sharing()
             full = self._full
         if tls.depth == 0:
             tls.originals = self._read(self._per_thread)
@@ -275,6 +336,7 @@ class BlasThreads:
             self._write(self._per_thread, tls.originals, None)
             tls.applied = tls.full
         with self._lock:
+            self._note_sharing()
             left = self._active[me] - 1
             if left:
                 self._active[me] = left
@@ -284,6 +346,25 @@ class BlasThreads:
             if not self._active and self._applied != self._full:
                 self._write(self._shared, self._originals, None)
                 self._applied = self._full
+
+    def _note_sharing(self):
+        # under the lock: sessions of several threads overlap now
+        if len(self._active) > 1:
+            now = self.clock()
+            if now > self._shared_until:
+                self._sharing = 1
+            self._sharing = max(self._sharing, len(self._active))
+            self._shared_until = now + CONCURRENT_LINGER
+
+    def _sharing_threads(self):
+        """Threads running fastbp sessions now, or until CONCURRENT_LINGER
+        after the last overlap; under the lock."""
+        n = len(self._active)
+        if n > 1:
+            return n
+        if self._shared_until >= 0 and self.clock() < self._shared_until:
+            return max(n, self._sharing)
+        return n
 
     def _apply(self, n):
         """Set ``n`` threads (capped per library by the user's setting)."""
@@ -306,35 +387,58 @@ class BlasThreads:
         """Drop everything measured (tests, or after the machine changed)."""
         with self._lock:
             self._stats.clear()
+            self._evidence = None
 
     # -------------------------------------------------------------- policy
     def _choose(self, session):
         """The count for the next chunk, and whether to measure it."""
         bound = session.bound
         cap = min(self._tls.caps, default=None)
-        with self._lock:
-            concurrent = len(self._active)
-            generation = self._generation
         if session.fixed is not None or bound <= 1:
             n = session.fixed if session.fixed is not None else 1
             return min(n, cap or n), None
+        with self._lock:
+            concurrent = self._sharing_threads()
+            generation = self._generation
         if concurrent > 1:
             stats = self._stats.get(session.stats_key)
             best = stats.best if stats is not None and stats.best else bound
             n = max(1, min(best, bound // concurrent))
             return min(n, cap or n), None
         with self._lock:
+            now = self.clock()
             stats = self._stats.get(session.stats_key)
+            hint = self._hint(session.candidates, now)
             if stats is None:
                 while len(self._stats) >= MAX_KEYS:
                     del self._stats[next(iter(self._stats))]
-                stats = self._stats[session.stats_key] = _KeyStats(session.candidates)
-            if not stats.queue and self.clock() >= stats.next_probe:
+                stats = self._stats[session.stats_key] = _KeyStats(
+                    session.candidates, hint)
+            elif (hint is not None and not stats.exploring and not stats.queue
+                  and stats.best > hint and stats.last_round < self._evidence[0]):
+                # learned before more threads collapsed elsewhere: run the
+                # count that won there (a probe tries this one again later)
+                stats.exploring = True
+                stats.queue = [hint]
+                stats.round = {}
+                stats.collapsed = None
+            if (not stats.queue and now >= stats.next_probe
+                    and not (stats.crowded and stats.best == 1)):
                 self._start_probe(stats, session.candidates)
             n = stats.queue[0] if stats.queue else stats.best
         if cap is not None and cap < n:
             return cap, None
         return n, (stats, n, generation)
+
+    def _hint(self, candidates, now):
+        """The count to start from after a recent collapse (under the lock),
+        or None: the largest candidate not above the count that won."""
+        evidence = self._evidence
+        if evidence is None or now - evidence[0] > EVIDENCE_FOR:
+            return None
+        fitting = [c for c in candidates if c <= evidence[1]]
+        hint = max(fitting, default=candidates[0])
+        return hint if hint < max(candidates) else None
 
     @staticmethod
     def _start_probe(stats, candidates):
@@ -342,9 +446,12 @@ class BlasThreads:
         stats.queue = [candidates[j] for j in (i - 1, i + 1)
                        if 0 <= j < len(candidates)]
         stats.round = {}
+        stats.collapsed = None
 
-    def _record(self, measuring, per_unit):
+    def _record(self, measuring, per_unit, share=None):
         stats, n, generation = measuring
+        judged = n == 1 and share is not None
+        crowded = judged and share < CROWDED
         with self._lock:
             if generation != self._generation or len(self._active) > 1:
                 return  # another thread's session overlapped this chunk
@@ -353,11 +460,27 @@ class BlasThreads:
                 stats.queue.pop(0)
                 old = stats.round.get(n)
                 stats.round[n] = per_unit if old is None else min(old, per_unit)
+                if stats.exploring and any(
+                        per_unit >= COLLAPSE * t for c, t in stats.round.items() if c < n):
+                    # n threads collapse, and more would too: not again
+                    stats.queue = [c for c in stats.queue if c < n]
+                if stats.exploring and crowded:
+                    # no free core: more threads would collapse
+                    stats.queue = [c for c in stats.queue if c <= n]
+                    stats.collapsed = n
                 if not stats.queue:
                     self._finish_round(stats, now)
+                    self._learn(stats, now)
             elif n == stats.best:
+                if judged:
+                    stats.crowded = crowded
+                if crowded:
+                    self._evidence = (now, 1)
                 stats.avg = (per_unit if stats.avg is None else
                              (1 - SMOOTHING) * stats.avg + SMOOTHING * per_unit)
+                if now < stats.settle_until:
+                    stats.ref = stats.avg  # OpenBLAS's threads still spin
+                    return
                 slower = stats.avg > stats.ref * DRIFT
                 faster = stats.avg < stats.ref / DRIFT
                 if (slower and stats.best > 1) or (faster and stats.best < stats.top):
@@ -375,6 +498,7 @@ class BlasThreads:
 
     @staticmethod
     def _finish_round(stats, now):
+        before = stats.best
         if stats.exploring:
             stats.exploring = False
             best = min(stats.round, key=lambda c: (stats.round[c], c))
@@ -386,6 +510,11 @@ class BlasThreads:
                 if t < margin * stats.avg:
                     best, won = c, True
                 break
+        # the winner's time per unit in this round (a probe round measures
+        # only the others: the winner's is its present average)
+        base = stats.round[best] if won else stats.avg
+        if any(c > best and t >= COLLAPSE * base for c, t in stats.round.items()):
+            stats.collapsed = min(best, stats.collapsed or best)
         if won:
             stats.best = best
             stats.ref = stats.avg = stats.round[best]
@@ -398,15 +527,29 @@ class BlasThreads:
             stats.wait = min(2 * stats.wait, PROBE_AFTER_MAX)
             if stats.drifted:
                 stats.drift_wait = min(2 * stats.drift_wait, DRIFT_WAIT_MAX)
+            if stats.collapsed is not None:
+                # a probe that collapses costs a slow chunk and the winner's
+                # slowdown after it (SETTLE): not every second
+                stats.wait = min(max(stats.wait, COLLAPSE_WAIT), PROBE_AFTER_MAX)
+        if max(stats.round) > best or (before is not None and before > best):
+            stats.settle_until = now + SETTLE
         stats.drifted = False
         stats.next_probe = now + stats.wait
         stats.last_round = now
         stats.round = {}
 
+    def _learn(self, stats, now):
+        """After a round (under the lock): keep what it says about the
+        machine for other keys."""
+        if stats.collapsed is not None:
+            self._evidence = (now, stats.collapsed)
+        elif self._evidence is not None and stats.best > self._evidence[1]:
+            self._evidence = None  # more threads won: a core is free again
+
 
 class _Session:
     __slots__ = ("_owner", "key", "bound", "fixed", "candidates", "stats_key",
-                 "_forced", "_measuring", "_start", "threads")
+                 "_forced", "_measuring", "_start", "_cpu_start", "threads")
 
     def __init__(self, owner, key, largest_gemm, threads):
         self._owner = owner
@@ -420,6 +563,7 @@ class _Session:
         self.stats_key = None
         self._measuring = None
         self._start = None
+        self._cpu_start = None
         self.threads = None   # the count of the current chunk
 
     def __enter__(self):
@@ -442,16 +586,27 @@ class _Session:
         owner._apply(n)
         self.threads = n
         self._start = owner.clock() if self._measuring is not None else None
+        cpu = owner.cpu_clock
+        self._cpu_start = None
+        if (cpu is not None and self._start is not None and n == 1
+                and self._start >= owner._spinning_until):
+            self._cpu_start = cpu()
         return n
 
     def end(self, units):
         """After a chunk of ``units`` units of work."""
+        owner = self._owner
+        if self.threads is not None and self.threads > 1:
+            owner._spinning_until = owner.clock() + SETTLE
         if self._start is None:
             return
-        elapsed = self._owner.clock() - self._start
-        self._start = None
+        elapsed = owner.clock() - self._start
+        share = None
+        if self._cpu_start is not None and elapsed > 0:
+            share = (owner.cpu_clock() - self._cpu_start) / elapsed
+        self._start = self._cpu_start = None
         if units > 0 and elapsed >= 0:
-            self._owner._record(self._measuring, elapsed / units)
+            owner._record(self._measuring, elapsed / units, share)
 
     def __exit__(self, *exc):
         self._start = None
@@ -459,7 +614,21 @@ class _Session:
         return False
 
 
-_policy = BlasThreads()
+def _thread_cpu_clock():
+    """``time.thread_time`` where it resolves a chunk, else None. Windows
+    counts a thread's CPU time in scheduler ticks (15.6 ms: most of a chunk)
+    while reporting a 100 ns resolution, so it is not used there."""
+    if sys.platform == "win32":
+        return None
+    try:
+        if time.get_clock_info("thread_time").resolution <= 1e-6:
+            return time.thread_time
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
+
+
+_policy = BlasThreads(cpu_clock=_thread_cpu_clock())
 
 
 def forced_threads():

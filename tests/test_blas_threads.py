@@ -109,10 +109,10 @@ def test_picks_one_thread_when_a_second_one_loses():
 def test_what_was_learned_is_kept_for_the_next_session_with_the_same_key():
     lib = FakeLibrary(2)
     policy, clock = make_policy(lib)
-    run_chunks(policy, clock, lib, busy, 4)
-    assert run_chunks(policy, clock, lib, busy, 3) == [1, 1, 1]
+    run_chunks(policy, clock, lib, idle, 4)
+    assert run_chunks(policy, clock, lib, idle, 3) == [2, 2, 2]
     # another key explores on its own
-    assert run_chunks(policy, clock, lib, busy, 2, key="other") == [1, 2]
+    assert run_chunks(policy, clock, lib, idle, 2, key="other") == [1, 2]
 
 
 def test_a_core_becoming_busy_mid_fit_is_noticed_at_once():
@@ -173,20 +173,39 @@ def test_drift_probes_back_off_on_a_noisy_machine():
     assert 5 <= probes <= 60
 
 
+def probe_gaps(used, seconds_per_unit, probed=2):
+    """Seconds between the starts of chunks on ``probed`` threads (10 units
+    each, as run_chunks runs them)."""
+    starts, t = [], 0.0
+    for n in used:
+        if n == probed:
+            starts.append(t)
+        t += seconds_per_unit(n) * 10
+    return [round(b - a) for a, b in zip(starts, starts[1:])]
+
+
 def test_probing_backs_off_while_it_keeps_losing():
     lib = FakeLibrary(2)
     policy, clock = make_policy(lib)
+
+    def a_little_slower(n):     # 2 threads lose, without collapsing
+        return {1: 1.0, 2: 1.2}[n] * MS
+
+    used = run_chunks(policy, clock, lib, a_little_slower, 6000)
+    # after exploring (2 chunks on 2 threads), waits of 1, 2, 4, 8, 16, 16,
+    # ... seconds between probes
+    assert probe_gaps(used, a_little_slower)[1:7] == [1, 2, 4, 8, 16, 16]
+
+
+def test_a_probe_that_collapses_waits_longer_before_the_next():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
     used = run_chunks(policy, clock, lib, busy, 6000)
-    probe_times = []
-    t = 0.0
-    for n in used:
-        if n == 2:
-            probe_times.append(t)
-        t += busy(n) * 10
-    # after exploring, waits of 1, 2, 4, 8, 16, 16, ... seconds between probes
-    # (each gap also holds the slow probe chunk itself, 0.2 s)
-    gaps = [round(b - a) for a, b in zip(probe_times[1:], probe_times[2:])]
-    assert gaps == [1, 2, 4, 8, 16, 16, 16]
+    # exploring runs 2 threads once (they collapse); then the first probe
+    # after 1 s, and every probe that collapses waits >= COLLAPSE_WAIT (each
+    # gap also holds the slow probe chunk itself, 0.2 s)
+    assert bt.COLLAPSE_WAIT == 4.0
+    assert probe_gaps(used, busy)[:6] == [1, 4, 8, 16, 16, 16]
 
 
 def test_never_more_threads_than_the_user_setting_at_session_start():
@@ -280,6 +299,7 @@ def test_concurrent_sessions_share_the_cores_and_restore_when_the_last_ends():
             both_in.wait()
             first_out.wait()
             seen["second, alone again"] = lib.n   # not yet re-chosen
+            clock.t += bt.CONCURRENT_LINGER       # the first fit is done
             s.begin()
             seen["second, next chunk"] = lib.n
             s.end(10)
@@ -573,3 +593,218 @@ def test_a_core_becoming_busy_after_a_long_idle_run_is_noticed_within_chunks():
         assert lib.n == 2
         used = run_chunks(policy, clock, lib, busy, 6, session=s)
     assert used[-3:] == [1, 1, 1]
+
+
+# ------------------------------------------- what a collapse tells other work
+def test_exploring_runs_a_count_that_collapsed_only_once():
+    # On a busy machine one chunk on 2 threads costs as much as 15 on one:
+    # a second exploring chunk on 2 threads tells nothing new.
+    lib = FakeLibrary(4)
+    policy, clock = make_policy(lib)
+    start = clock.t
+    used = run_chunks(policy, clock, lib, busy, 20)
+    assert used[:3] == [1, 2, 1]              # 4 threads are not tried either
+    assert used.count(2) == 1 and 4 not in used
+    assert clock.t - start < bt.PROBE_AFTER
+
+
+def test_a_new_key_starts_at_the_count_that_won_where_more_threads_collapsed():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, busy, 4, key="train")   # 2 threads collapse
+    start = clock.t
+    used = run_chunks(policy, clock, lib, busy, 30, key="predict")
+    assert used[:30] == [1] * 30            # no exploring chunk on 2 threads
+    assert clock.t - start < bt.PROBE_AFTER
+    # and the other count is still probed later, as for a winner
+    assert 2 in run_chunks(policy, clock, lib, busy, 100, key="predict")
+
+
+def test_a_new_key_explores_when_the_collapse_was_seen_long_ago():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, busy, 4, key="train")
+    clock.t += bt.EVIDENCE_FOR + 1
+    assert run_chunks(policy, clock, lib, idle, 2, key="predict") == [1, 2]
+
+
+def test_more_threads_winning_again_ends_what_the_collapse_said():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, busy, 4, key="a")        # collapse
+    # the machine is free again: key b starts at one thread, its probe finds
+    # 2 threads faster ...
+    used = run_chunks(policy, clock, lib, idle, 200, key="b")
+    assert used[0] == 1 and used[-1] == 2
+    # ... so a key after it explores again
+    assert run_chunks(policy, clock, lib, idle, 2, key="c") == [1, 2]
+
+
+def test_a_key_learned_before_a_collapse_elsewhere_switches_to_its_count():
+    # 2 threads won for training on an idle machine; then cores became busy
+    # and predict saw 2 threads collapse: the next training epoch starts on
+    # one thread instead of paying a collapsed chunk to find out.
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, idle, 6, key="train")
+    assert run_chunks(policy, clock, lib, idle, 1, key="train") == [2]
+    run_chunks(policy, clock, lib, busy, 4, key="predict")
+    assert run_chunks(policy, clock, lib, busy, 10, key="train") == [1] * 10
+
+
+def test_the_winner_is_not_probed_while_openblas_threads_settle():
+    # After a chunk on 2 threads OpenBLAS's second thread spins for a while
+    # on a busy machine and slows the one-thread chunks after it down; when
+    # it stops, one thread gets faster again. That is not a core becoming
+    # free and must not start a probe of 2 threads (which spins again).
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    last_two = [-1.0]
+
+    def after_two(n):
+        if n == 2:
+            last_two[0] = clock.t + busy(2) * 10   # when this chunk ends
+            return busy(2)
+        spinning = clock.t - last_two[0] < 0.2
+        return busy(1) * (3.0 if spinning else 1.0)
+
+    used = run_chunks(policy, clock, lib, after_two, 40)   # < PROBE_AFTER
+    assert clock.t < bt.PROBE_AFTER
+    assert used.count(2) == 1                 # the one exploring chunk
+
+
+# ------------------------------------------------------------- concurrency
+def _overlap(policy, key="k"):
+    """Two sessions in two threads that overlap, then both end."""
+    both_in = threading.Barrier(2)
+
+    def work():
+        with policy.session(key, BIG):
+            both_in.wait()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_a_session_right_after_an_overlap_still_shares_the_cores():
+    # GridSearchCV(n_jobs=2) with threads: between two fits of one thread the
+    # other thread's fit runs alone for a moment; it must not take both
+    # cores just before the next fit starts beside it.
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    run_chunks(policy, clock, lib, idle, 6)          # alone, 2 threads win
+    _overlap(policy)
+    clock.t += bt.CONCURRENT_LINGER / 2
+    with policy.session("k", BIG) as s:
+        assert s.begin() == 1
+        assert s._measuring is None               # shared: not measured
+        clock.t += bt.CONCURRENT_LINGER / 2 + MS
+        s.end(10)
+        assert s.begin() == 2                     # no overlap for long: alone
+    assert lib.n == 2
+
+
+# ------------------------------------------ a machine without a free core
+class FakeCpuClock:
+    """The calling thread's CPU seconds: ``share`` of the wall clock's."""
+
+    def __init__(self, clock, share=1.0):
+        self.clock, self.share = clock, share
+        self.t, self.last = 0.0, clock.t
+
+    def __call__(self):
+        self.t += (self.clock.t - self.last) * self.share
+        self.last = self.clock.t
+        return self.t
+
+
+def make_policy_with_cpu(lib, share):
+    clock = FakeClock()
+    cpu = FakeCpuClock(clock, share)
+    policy = bt.BlasThreads(clock=clock, libraries=lambda: [lib.library()],
+                            cpu_clock=cpu)
+    return policy, clock, cpu
+
+
+def test_one_thread_with_a_free_core_explores_as_usual():
+    lib = FakeLibrary(2)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=0.99)
+    assert run_chunks(policy, clock, lib, idle, 6)[:4] == [1, 2, 1, 2]
+
+
+def test_no_free_core_for_one_thread_means_more_threads_are_not_tried():
+    # Two busy processes on two cores: one thread gets 2/3 of a core. A
+    # chunk on 2 threads would collapse; it is neither explored nor probed
+    # while the machine stays so, and probed as soon as a core is free.
+    lib = FakeLibrary(2)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=0.67)
+    used = run_chunks(policy, clock, lib, busy, 3000)
+    assert set(used) == {1}
+    assert clock.t > bt.EVIDENCE_FOR     # still crowded: still evidence
+    assert run_chunks(policy, clock, lib, busy, 1000, key="predict") == [1] * 1000
+    cpu.share = 1.0                                       # a core is free
+    used = run_chunks(policy, clock, lib, idle, 3)
+    assert used == [1, 2, 2]      # the chunk that saw it, the probe, the winner
+
+
+def test_the_cpu_clock_is_read_only_around_chunks_on_one_thread():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    reads = []
+    policy.cpu_clock = lambda: reads.append(lib.n) or clock.t   # a free core
+    used = run_chunks(policy, clock, lib, idle, 12)
+    assert 2 in used
+    assert reads and set(reads) == {1}
+
+
+def test_a_key_learned_with_a_free_core_follows_a_crowded_machine_seen_since():
+    lib = FakeLibrary(2)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=1.0)
+    run_chunks(policy, clock, lib, idle, 6, key="train")   # 2 threads won
+    cpu.share = 0.67
+    run_chunks(policy, clock, lib, busy, 3000, key="predict")
+    assert clock.t > bt.EVIDENCE_FOR         # crowded all along, until now
+    assert run_chunks(policy, clock, lib, busy, 3, key="train") == [1, 1, 1]
+
+
+def test_openblas_threads_spinning_after_a_chunk_on_two_are_not_a_crowd():
+    # After a chunk on 2 threads OpenBLAS's second thread spins on a core for
+    # a while; with one busy process on two cores that leaves the next
+    # one-thread chunk 2/3 of a core. That is fastbp's own doing, not a
+    # machine without a free core: exploring goes on.
+    lib = FakeLibrary(4)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=1.0)
+    last_many = [-1.0]
+
+    def spin_after_more(n):
+        cpu.share = 0.67 if clock.t - last_many[0] < 0.2 else 1.0
+        if n > 1:
+            last_many[0] = clock.t + idle(n) * 10
+        return idle(n)
+
+    used = run_chunks(policy, clock, lib, spin_after_more, 8)
+    assert used[:6] == [1, 2, 4, 1, 2, 4]
+
+
+def test_a_chunk_not_judged_for_a_free_core_keeps_the_last_judgement():
+    lib = FakeLibrary(2)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=0.67)
+    run_chunks(policy, clock, lib, busy, 100)          # crowded, > PROBE_AFTER
+    assert clock.t > bt.PROBE_AFTER
+    with policy.session("forced", BIG, threads=2) as s:   # e.g. FASTBP_BLAS_THREADS
+        s.begin()
+        clock.t += MS
+        s.end(1)
+    # the next chunk is within SETTLE of it: not judged, still no free core
+    # known, so no probe of 2 threads though one is due
+    assert run_chunks(policy, clock, lib, busy, 3) == [1, 1, 1]
+
+
+def test_the_thread_cpu_clock_is_not_used_where_it_counts_in_ticks(monkeypatch):
+    monkeypatch.setattr(bt.sys, "platform", "win32")
+    assert bt._thread_cpu_clock() is None
+    monkeypatch.setattr(bt.sys, "platform", "linux")
+    assert bt._thread_cpu_clock() in (bt.time.thread_time, None)
