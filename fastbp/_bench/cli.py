@@ -239,7 +239,7 @@ class _Run:
     def threading(self):
         cfg = self.cfg
         Xt, yt = make_dense(cfg["thread_rows"], cfg["features"], W_CLASSES, self.dtype, seed=4)
-        self.log("# threading: two fits in two threads; GridSearchCV(n_jobs=2, threading)")
+        self.log("# threading: two fits in two threads; GridSearchCV(n_jobs=2, threading); no BLAS thread setting")
         own = [b for b in self.backends if not b.endswith("-1t") and b != "torch"]
 
         def maker(b):
