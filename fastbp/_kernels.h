@@ -1,13 +1,15 @@
 /* C helpers of the compiled backend (fastbp/_cython_backend.pyx).
  *
  * Plain C that Cython would only obscure: a monotonic clock for the time
- * budget of a chunk, and the fused optimizer passes over the flat parameter
- * buffer, written so that the compiler vectorizes them.
+ * budget of a chunk, the fused optimizer passes over the flat parameter
+ * buffer, written so that the compiler vectorizes them, and the random
+ * generator and mask pass of dropout.
  */
 #ifndef FASTBP_KERNELS_H
 #define FASTBP_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 /* Set by setup.py: 1 for the checked build (FASTBP_DEBUG=1 pip install .). */
@@ -117,11 +119,81 @@ static FASTBP_CLONES double NAME(                                           \
     return total;                                                           \
 }
 
+/* Dropout masks: a xoshiro256** generator (64-bit output, period 2^256 - 1;
+ * four words of state), seeded by running splitmix64 from one 64-bit seed,
+ * as its authors recommend (a state of all zeros is then impossible). */
+static inline uint64_t fastbp_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t fastbp_splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void fastbp_rng_seed(uint64_t *state, uint64_t seed)
+{
+    for (int k = 0; k < 4; k++) {
+        state[k] = fastbp_splitmix64(&seed);
+    }
+}
+
+static inline uint64_t fastbp_rng_next(uint64_t *s)
+{
+    uint64_t out = fastbp_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = fastbp_rotl(s[3], 45);
+    return out;
+}
+
+/* One hidden layer's inverted dropout over n outputs Z (in one pass):
+ * M = 0 (dropped) or scale = 1 / (1 - p) (kept), Zm = Z * M. Each 64-bit
+ * draw decides two units, one per 32-bit half: dropped when the half is
+ * below threshold = floor(p * 2^32) (an integer compare, no conversion to
+ * floating point). The state lives in locals during the loop and is
+ * written back at the end, so the next call continues the stream. */
+#define FASTBP_DROPOUT(T, NAME)                                             \
+static void NAME(const T *Z, T *Zm, T *M, ptrdiff_t n, uint64_t threshold,  \
+                 T scale, uint64_t *state)                                  \
+{                                                                           \
+    uint64_t s[4] = {state[0], state[1], state[2], state[3]};               \
+    ptrdiff_t i = 0;                                                        \
+    for (; i + 2 <= n; i += 2) {                                            \
+        uint64_t r = fastbp_rng_next(s);                                    \
+        T m0 = (r & 0xffffffffULL) >= threshold ? scale : (T) 0;            \
+        T m1 = (r >> 32) >= threshold ? scale : (T) 0;                      \
+        M[i] = m0;                                                          \
+        M[i + 1] = m1;                                                      \
+        Zm[i] = Z[i] * m0;                                                  \
+        Zm[i + 1] = Z[i + 1] * m1;                                          \
+    }                                                                       \
+    if (i < n) {                                                            \
+        uint64_t r = fastbp_rng_next(s);                                    \
+        T m0 = (r & 0xffffffffULL) >= threshold ? scale : (T) 0;            \
+        M[i] = m0;                                                          \
+        Zm[i] = Z[i] * m0;                                                  \
+    }                                                                       \
+    for (int k = 0; k < 4; k++) {                                           \
+        state[k] = s[k];                                                    \
+    }                                                                       \
+}
+
 FASTBP_ADAM(float, fastbp_adam_f, sqrtf)
 FASTBP_ADAM(double, fastbp_adam_d, sqrt)
 FASTBP_SGD(float, fastbp_sgd_f)
 FASTBP_SGD(double, fastbp_sgd_d)
 FASTBP_GRAD_SQNORM(float, fastbp_grad_sqnorm_f)
 FASTBP_GRAD_SQNORM(double, fastbp_grad_sqnorm_d)
+FASTBP_DROPOUT(float, fastbp_dropout_f)
+FASTBP_DROPOUT(double, fastbp_dropout_d)
 
 #endif /* FASTBP_KERNELS_H */
