@@ -1398,13 +1398,15 @@ cdef void _copy_into(void* dst, arr):
 
 
 def _dropout_batch_shim(net, params, X, Y, rates, seed=None, masks=None,
-                        double alpha=0.0):
+                        double alpha=0.0, int batches=1):
     """One training batch with dropout ``rates`` (one per hidden layer):
     masks drawn by the compiled generator from ``seed``, or the given
     ``masks`` (one (n, units) array or None per hidden layer, entries 0 or
-    1/(1-p)). Returns a dict: ``loss``, ``grad`` (flat, normalised),
-    ``masks`` (M per hidden layer, None where the rate is 0), ``Z`` (the
-    unmasked hidden outputs) and ``Zm`` (what each layer passed on)."""
+    1/(1-p)). ``batches``: run the batch that many times on one workspace
+    (one generator); the result is the last run's. Returns a dict: ``loss``,
+    ``grad`` (flat, normalised), ``masks`` (M per hidden layer, None where the
+    rate is 0), ``Z`` (the unmasked hidden outputs) and ``Zm`` (what each
+    layer passed on)."""
     params = _input.params_in(net, params)
     X = np.ascontiguousarray(X, dtype=net.dtype)
     n = X.shape[0]
@@ -1422,7 +1424,8 @@ def _dropout_batch_shim(net, params, X, Y, rates, seed=None, masks=None,
                     raise ValueError(f"masks[{l}] must have shape {(n, units[l])}.")
                 _copy_into(ws.buf.M[l], M)
     grad = np.empty(net.n_params, dtype=net.dtype)
-    loss = _dispatch(_dropout_batch, net)(ws, params, X, Y, grad, alpha)
+    for _ in range(batches):
+        loss = _dispatch(_dropout_batch, net)(ws, params, X, Y, grad, alpha)
     out = {"loss": float(loss), "grad": grad, "masks": [], "Z": [], "Zm": []}
     for l in range(L - 1):
         shape = (n, units[l])
