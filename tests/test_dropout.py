@@ -65,9 +65,13 @@ def _check_masks(masks, rates, n, units, dtype):
         assert set(np.unique(M)) <= {0, scale}
         dropped = np.mean(M == 0)
         assert abs(dropped - p) <= 5 * np.sqrt(p * (1 - p) / M.size), (p, dropped)
-        # Independent units: not whole rows or whole columns.
+        # Independent units: not whole rows or whole columns, and neighbours
+        # (in the order they are drawn) both dropped with probability p^2.
         assert 0 < np.mean(M == 0, axis=0).min() and np.mean(M == 0, axis=0).max() < 1
         assert 0 < np.mean(M == 0, axis=1).mean() < 1
+        flat = M.ravel() == 0
+        both = np.mean(flat[:-1] & flat[1:])
+        assert abs(both - p * p) <= 5 * np.sqrt(p * p * (1 - p * p) / flat.size), (p, both)
 
 
 RATES = (0.2, 0.0, 0.6)
@@ -403,7 +407,7 @@ def test_grid_search_over_dropout_in_a_pipeline(backend):
         BPClassifier(hidden_layer_sizes=(6, 4), max_iter=5, random_state=0, backend=backend),
     )
     grid = {"bpclassifier__dropout": [0.0, 0.3, [0.5, 0.1], (0.0, 0.2)]}
-    search = GridSearchCV(pipe, grid, cv=2).fit(X, y)
+    search = GridSearchCV(pipe, grid, cv=2, error_score="raise").fit(X, y)
     assert len(search.cv_results_["params"]) == 4
     assert search.best_params_["bpclassifier__dropout"] in grid["bpclassifier__dropout"]
     assert search.best_estimator_[-1].dropout == search.best_params_["bpclassifier__dropout"]
