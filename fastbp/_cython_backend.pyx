@@ -77,6 +77,7 @@ cdef extern from "_kernels.h":
     double fastbp_grad_sqnorm_d(const double* p, const double* G,
                                 Py_ssize_t n, double alpha,
                                 double inv_sw) noexcept nogil
+    enum: FASTBP_RNG_WORDS
     void fastbp_rng_seed(uint64_t* state, uint64_t seed) noexcept nogil
     void fastbp_dropout_f(const float* Z, float* Zm, float* M, Py_ssize_t n,
                           uint64_t threshold, float scale,
@@ -217,7 +218,8 @@ cdef struct Spec:
 
 
 cdef struct Dropout:
-    uint64_t state[4]             # xoshiro256** (_kernels.h), across chunks
+    # xoshiro256** lanes (_kernels.h), kept across chunks
+    uint64_t state[FASTBP_RNG_WORDS]
     const uint64_t* threshold     # per hidden layer: floor(p * 2^32)
     const double* scale           # per hidden layer: 1 / (1 - p)
 
