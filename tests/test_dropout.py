@@ -430,3 +430,17 @@ def test_float32_draws_the_masks_of_float64(backend):
     # (not a fit without dropout)
     plain = BPClassifier(**{**kw, "dropout": 0.0}).fit(X, y)
     assert np.abs(plain._params - double._params).max() > 1e-2
+
+
+def test_sparse_input_draws_the_masks_of_dense_input(backend):
+    """The masks do not depend on how X is stored: a CSR fit is the dense
+    fit (to rounding)."""
+    import scipy.sparse as sp
+
+    X, y = _data(90)
+    X[np.abs(X) < 0.8] = 0
+    kw = dict(hidden_layer_sizes=(10, 6), dropout=[0.3, 0.2], max_iter=3, batch_size=16,
+              random_state=0, backend=backend)
+    dense = BPClassifier(**kw).fit(X, y)
+    sparse = BPClassifier(**kw).fit(sp.csr_matrix(X), y)
+    np.testing.assert_allclose(sparse._params, dense._params, rtol=1e-9, atol=1e-12)
