@@ -1414,7 +1414,7 @@ def _dropout_batch_shim(net, params, X, Y, rates, seed=None, masks=None,
     n = X.shape[0]
     Y = _input.Y_in(net, Y, n)
     cdef Py_ssize_t L = net.n_layers - 1, l
-    cdef _Workspace ws = _Workspace(net, n, False, True, rates)
+    cdef _Workspace ws = _Workspace(net, n, False, True, dropout=rates)
     units = list(net.layer_units)[1:L]
     if masks is None:
         ws._seed_dropout(seed)
@@ -1540,7 +1540,7 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
     B = min(batch_size, n)
     n_batches = -(-n // batch_size)
     ws = _Workspace(net, B, not x.sparse, True,
-                    None if dropout is None else dropout.rates)
+                    dropout=None if dropout is None else dropout.rates)
     if dropout is not None:
         ws._seed_dropout(dropout.seed)
     _decide_small_gemm()
