@@ -188,6 +188,42 @@ def batch_size_in(batch_size):
     return int(batch_size)
 
 
+class Dropout(NamedTuple):
+    """The dropout of a training call: ``rates`` (one per hidden layer,
+    each in ``[0, 1)``, at least one > 0) and the ``seed`` of its masks."""
+
+    rates: tuple
+    seed: int
+
+
+def dropout_in(net, hyper):
+    """The dropout ``hyper`` asks for (``hyper.dropout``,
+    ``hyper.dropout_seed``) as a :class:`Dropout`, or None when every rate
+    is 0 (then nothing is drawn)."""
+    rates = tuple(getattr(hyper, "dropout", None) or ())
+    n_hidden = net.n_layers - 2
+    if rates and len(rates) != n_hidden:
+        raise ValueError(
+            f"hyper.dropout must hold one rate per hidden layer ({n_hidden}); "
+            f"got {len(rates)}."
+        )
+    for r in rates:
+        number = isinstance(r, (int, float, np.integer, np.floating))
+        if isinstance(r, (bool, np.bool_)) or not number or not 0 <= r < 1:
+            raise ValueError(f"hyper.dropout rates must be numbers in [0, 1); got {rates}.")
+    rates = tuple(float(r) for r in rates)
+    if not any(rates):
+        return None
+    seed = getattr(hyper, "dropout_seed", None)
+    integral = isinstance(seed, (int, np.integer))
+    if isinstance(seed, (bool, np.bool_)) or not integral or not 0 <= seed < 2**64:
+        raise ValueError(
+            "hyper.dropout_seed must be an int in [0, 2**64) when a dropout rate "
+            f"is > 0; got {seed!r}."
+        )
+    return Dropout(rates, int(seed))
+
+
 # ---------------------------------------------------------- BLAS sessions
 
 

@@ -176,6 +176,45 @@ class _BaseBP(
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % sizes)
         return [int(s) for s in sizes]
 
+    def _dropout_rates(self, n_hidden):
+        """``dropout`` as one rate per hidden layer (a tuple of floats)."""
+        rates = self.dropout
+        if not isinstance(rates, (list, tuple)):
+            return (float(rates),) * n_hidden
+        if len(rates) != n_hidden:
+            raise ValueError(
+                f"dropout has {len(rates)} values, but the network has {n_hidden} "
+                f"hidden layers (hidden_layer_sizes={self.hidden_layer_sizes!r}): "
+                "give one rate per hidden layer, or one float for all."
+            )
+        for r in rates:
+            real = isinstance(r, (Real, np.floating, np.integer))
+            if isinstance(r, (bool, np.bool_)) or not real or not 0 <= r < 1:
+                raise ValueError(
+                    f"dropout values must be numbers in [0, 1), got {list(rates)}."
+                )
+        return tuple(float(r) for r in rates)
+
+    def _check_dropout(self, n_hidden):
+        """The dropout rates, checked against the solver."""
+        rates = self._dropout_rates(n_hidden)
+        if any(rates) and self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                f"dropout={self.dropout!r} needs a stochastic solver ('sgd' or "
+                f"'adam'); solver={self.solver!r} trains the whole network at "
+                "once. Set dropout=0.0 or choose solver='adam'."
+            )
+        return rates
+
+    def _dropout_seed(self):
+        """A new seed for the dropout masks of the coming epoch, drawn from
+        ``random_state`` (only called when a rate is > 0). Mixed with ``t_``
+        (samples seen so far), so each ``partial_fit`` call on a model with an
+        int ``random_state`` (which restarts its stream) still gets new masks."""
+        draw = int(self._random_state.randint(np.iinfo(np.int64).max, dtype=np.int64))
+        sequence = np.random.SeedSequence([draw, int(self.t_)])
+        return int(sequence.generate_state(1, np.uint64)[0])
+
     def _make_network(self, layer_units, dtype):
         return Network(
             layer_units,
@@ -307,6 +346,7 @@ class _BaseBP(
     def _fit(self, X, y, sample_weight=None, incremental=False, validation=None):
         check_sparse_structure(X)  # before any scipy routine walks its indptr
         hidden = self._hidden_sizes()
+        self._check_dropout(len(hidden))
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         n_samples, n_features = X.shape
@@ -387,6 +427,7 @@ class _BaseBP(
             epsilon=float(self.epsilon),
             weight_decay=float(self.weight_decay),
             max_grad_norm=None if self.max_grad_norm is None else float(self.max_grad_norm),
+            dropout=self._dropout_rates(len(self._hidden_sizes())),
         )
 
     def _fit_lbfgs(self, backend, X, Y, sample_weight, callbacks=None):
@@ -511,6 +552,8 @@ class _BaseBP(
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 if sw_train is not None:
                     _check_batch_weights(sw_train, sample_idx, batch_size)
+                if any(hyper.dropout):  # else no random number is drawn
+                    hyper.dropout_seed = self._dropout_seed()
                 snapshot[...] = params
                 saved_state = state.save(into=saved_state)
                 if callbacks:

@@ -46,6 +46,7 @@ from libc.math cimport (exp, expf, log, logf, log1p, log1pf, expm1, expm1f,
                         tanh, tanhf, sqrt, fabs, fabsf, pow, erf, erff)
 from libc.string cimport memcpy, memset
 from libc.limits cimport INT_MAX
+from libc.stdint cimport uint64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sdot, ddot
 
 from . import _backend_input as _input
@@ -76,6 +77,14 @@ cdef extern from "_kernels.h":
     double fastbp_grad_sqnorm_d(const double* p, const double* G,
                                 Py_ssize_t n, double alpha,
                                 double inv_sw) noexcept nogil
+    enum: FASTBP_RNG_WORDS
+    void fastbp_rng_seed(uint64_t* state, uint64_t seed) noexcept nogil
+    void fastbp_dropout_f(const float* Z, float* Zm, float* M, Py_ssize_t n,
+                          uint64_t threshold, float scale,
+                          uint64_t* state) noexcept nogil
+    void fastbp_dropout_d(const double* Z, double* Zm, double* M,
+                          Py_ssize_t n, uint64_t threshold, double scale,
+                          uint64_t* state) noexcept nogil
 
 DEBUG = bool(fastbp_debug_build)
 """True when built with FASTBP_DEBUG=1 (bounds/wraparound/init checks on)."""
@@ -239,6 +248,13 @@ cdef struct Spec:
     const Py_ssize_t* acts    # activation code of hidden layer l (l < L-1)
 
 
+cdef struct Dropout:
+    # xoshiro256** lanes (_kernels.h), kept across chunks
+    uint64_t state[FASTBP_RNG_WORDS]
+    const uint64_t* threshold     # per hidden layer: floor(p * 2^32)
+    const double* scale           # per hidden layer: 1 / (1 - p)
+
+
 cdef struct Buffers:
     # Per-layer pointers into the scratch buffers (layer l = 0 .. L-1).
     void** Z         # Z[l]: activation output of hidden layer l (B x units)
@@ -252,6 +268,14 @@ cdef struct Buffers:
     void* D1
     void* dZ         # dJ/dZ before maxout routing (B x max units)
     void* Xb         # gathered dense minibatch (B x n_features) or NULL
+    # Dropout (layer l with a rate > 0; else NULL): Zm[l] = Z[l] * M[l], what
+    # layer l passes on (to layer l+1 and to dJ/dW_{l+1}); M[l] the mask, 0
+    # or 1/(1-p) (B x units). Z[l] stays unmasked: the derivatives are
+    # written with the output (logistic: Z(1-Z)). ``drop``: the generator
+    # _forward draws M with (training), or NULL: M as it is (a test shim).
+    void** Zm
+    void** M
+    Dropout* drop
 
 
 cdef struct Input:
@@ -283,6 +307,8 @@ cdef class _Workspace:
     ``grad``: a gradient buffer (train_epoch; loss_grad writes the caller's);
     ``backward``: the calls run backward passes (not the predict path), so
     gelu/silu layers keep their derivative.
+    ``dropout``: one rate per hidden layer (train_epoch), or None; the masks
+    are drawn once :meth:`_seed_dropout` has seeded the generator.
     """
 
     cdef Spec spec
@@ -292,9 +318,12 @@ cdef class _Workspace:
     cdef void** layer_ptrs        # Z[l] then H[l], l = 0 .. L-1
     cdef int** arg_ptrs           # arg[l]
     cdef object table, scratch, args, grad   # owners of the memory above
+    cdef void** drop_ptrs         # Zm[l] then M[l] (dropout), l = 0 .. L-1
+    cdef Dropout drop
+    cdef object drop_table        # owner of drop.threshold, drop.scale
 
     def __cinit__(self, net, Py_ssize_t rows, bint gather, bint grad,
-                  bint backward=True):
+                  bint backward=True, dropout=None):
         cdef Py_ssize_t L = net.n_layers - 1, l
         cdef Py_ssize_t itemsize = net.dtype.itemsize
         cdef const Py_ssize_t[:, ::1] table
@@ -352,6 +381,13 @@ cdef class _Workspace:
             sizes.append(("dZ", rows * max(units)))
         if gather:
             sizes.append(("Xb", rows * net.layer_units[0]))
+        rates = [0.0] * (L - 1) if dropout is None else list(dropout)
+        if len(rates) != L - 1:
+            raise ValueError(f"dropout must have {L - 1} rates; got {rates}.")
+        for l in range(L - 1):
+            if rates[l] > 0:
+                sizes += [(("Zm", l), rows * units[l]),
+                          (("M", l), rows * units[l])]
         offsets = {}        # in bytes
         total = 0
         for key, size in sizes:
@@ -367,7 +403,9 @@ cdef class _Workspace:
 
         self.layer_ptrs = <void**> PyMem_Calloc(2 * L, sizeof(void*))
         self.arg_ptrs = <int**> PyMem_Calloc(L, sizeof(int*))
-        if self.layer_ptrs == NULL or self.arg_ptrs == NULL:
+        self.drop_ptrs = <void**> PyMem_Calloc(2 * L, sizeof(void*))
+        if (self.layer_ptrs == NULL or self.arg_ptrs == NULL
+                or self.drop_ptrs == NULL):
             raise MemoryError()
         for l in range(L - 1):
             self.layer_ptrs[l] = base + <Py_ssize_t> offsets["Z", l]
@@ -385,6 +423,19 @@ cdef class _Workspace:
         self.buf.D1 = base + <Py_ssize_t> offsets["D1"]
         self.buf.dZ = base + <Py_ssize_t> offsets["dZ"] if maxout else NULL
         self.buf.Xb = base + <Py_ssize_t> offsets["Xb"] if gather else NULL
+        # Dropout: drop when the 32-bit draw < floor(p * 2^32) (exact: p is
+        # a double, the product a power-of-two scaling of it).
+        self.drop_table = np.zeros((2, max(L - 1, 1)), dtype=np.float64)
+        thresholds = self.drop_table[0].view(np.uint64)
+        for l in range(L - 1):
+            if rates[l] > 0:
+                self.drop_ptrs[l] = base + <Py_ssize_t> offsets["Zm", l]
+                self.drop_ptrs[L + l] = base + <Py_ssize_t> offsets["M", l]
+                thresholds[l] = int(rates[l] * 2.0**32)
+                self.drop_table[1, l] = 1.0 / (1.0 - rates[l])
+        self.buf.Zm = self.drop_ptrs
+        self.buf.M = self.drop_ptrs + L
+        self.buf.drop = NULL
 
         self.G = NULL
         if grad:
@@ -392,9 +443,19 @@ cdef class _Workspace:
             raw = self.grad.view(np.uint8)
             self.G = &raw[0]
 
+    def _seed_dropout(self, seed):
+        """Seed the generator of the dropout masks (``seed`` in [0, 2**64));
+        from then on _forward draws a new mask for each batch."""
+        cdef double[:, ::1] table = self.drop_table
+        fastbp_rng_seed(&self.drop.state[0], <uint64_t> int(seed))
+        self.drop.threshold = <const uint64_t*> &table[0, 0]
+        self.drop.scale = &table[1, 0]
+        self.buf.drop = &self.drop
+
     def __dealloc__(self):
         PyMem_Free(self.layer_ptrs)
         PyMem_Free(self.arg_ptrs)
+        PyMem_Free(self.drop_ptrs)
 
 
 cdef inline const floating* _ptr1(const floating[::1] a) noexcept:
@@ -605,6 +666,42 @@ cdef void _csr_T_times_D(const Input* inp, Py_ssize_t B, const floating* D,
                 g[j] += a * d[j]
 
 
+# ==================================================================== dropout
+
+cdef inline const void* _passed_on(const Buffers* buf,
+                                   Py_ssize_t l) noexcept nogil:
+    """What hidden layer l passes on: Z[l], or Zm[l] with dropout."""
+    return buf.Zm[l] if buf.Zm[l] != NULL else buf.Z[l]
+
+
+cdef void _dropout_forward(const Buffers* buf, Py_ssize_t l, Py_ssize_t n,
+                           const floating* Z) noexcept nogil:
+    """Hidden layer l's dropout over its n outputs Z: draw the mask M[l]
+    (training; one pass, _kernels.h) and write Zm[l] = Z * M[l]; without a
+    generator (a test shim), only Zm[l] = Z * M[l] with M[l] as given."""
+    cdef floating* Zm = <floating*> buf.Zm[l]
+    cdef floating* M = <floating*> buf.M[l]
+    cdef Dropout* d = buf.drop
+    cdef Py_ssize_t i
+    if d == NULL:
+        for i in range(n):
+            Zm[i] = Z[i] * M[i]
+    elif floating is float:
+        fastbp_dropout_f(Z, Zm, M, n, d.threshold[l], <float> d.scale[l],
+                         &d.state[0])
+    else:
+        fastbp_dropout_d(Z, Zm, M, n, d.threshold[l], d.scale[l],
+                         &d.state[0])
+
+
+cdef inline void _mask_multiply(floating* D, const floating* M,
+                                Py_ssize_t n) noexcept nogil:
+    """``D *= M`` over n elements (dJ/dZ of a layer with dropout)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        D[i] = D[i] * M[i]
+
+
 # ============================================================ forward/backward
 
 cdef void _forward(const Spec* s, const floating* params, const Input* inp,
@@ -652,7 +749,7 @@ cdef void _forward(const Spec* s, const floating* params, const Input* inp,
                       <const floating*> inp.dense, <int> fi, W, <int> fo,
                       <floating> 0, H, <int> fo)
         else:
-            Z_prev = <const floating*> buf.Z[l - 1]
+            Z_prev = <const floating*> _passed_on(buf, l - 1)
             # H = Z_{l-1} @ W_l
             _gemm(False, False, <int> B, <int> fo, <int> fi, <floating> 1,
                   Z_prev, <int> fi, W, <int> fo, <floating> 0, H, <int> fo)
@@ -664,6 +761,8 @@ cdef void _forward(const Spec* s, const floating* params, const Input* inp,
                 _bias_act_grad(code, H, b, B, fo, <floating*> buf.H[l])
             else:
                 _bias_act(code, H, b, B, fo, slope)
+            if buf.M[l] != NULL:
+                _dropout_forward(buf, l, B * s.units[l], <floating*> buf.Z[l])
         else:
             _output_act(s.out_act, H, b, B, fo, <floating*> buf.Z_out)
 
@@ -821,6 +920,10 @@ cdef const floating* _backward(const Spec* s, const floating* params,
                                                   arg-max pieces instead;
                                                   gelu/silu: f'(H_{l-1}))
 
+    With dropout on layer l-1, Z_{l-1} in dJ/dW_l is the masked Zm[l-1] and
+    D_l . W_l^T is multiplied by the mask M[l-1] before f' (written with the
+    unmasked Z[l-1]): the exact gradient of the masked network.
+
     ``skip_dW1``: leave dJ/dW_1 (first layer, dense input) to the caller,
     which forms it in row blocks fused with the optimizer (``_dW1_step``).
     Returns D_1, the first layer's delta (B x fan_out[0]).
@@ -846,7 +949,8 @@ cdef const floating* _backward(const Spec* s, const floating* params,
         elif l == 0 and skip_dW1:
             pass
         else:
-            Z_prev = <const floating*> (inp.dense if l == 0 else buf.Z[l - 1])
+            Z_prev = <const floating*> (inp.dense if l == 0
+                                        else _passed_on(buf, l - 1))
             _gemm(True, False, <int> fi, <int> fo, <int> B, <floating> 1,
                   Z_prev, <int> fi, D, <int> fo, beta, GW, <int> fo)
         # dJ/db_l = sum(D_l)
@@ -859,12 +963,17 @@ cdef const floating* _backward(const Spec* s, const floating* params,
             _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
                   D, <int> fo, W, <int> fo, <floating> 0,
                   <floating*> buf.dZ, <int> fi)
+            if buf.M[l - 1] != NULL:
+                _mask_multiply(<floating*> buf.dZ,
+                               <const floating*> buf.M[l - 1], B * fi)
             _maxout_backward(<const floating*> buf.dZ, buf.arg[l - 1], B,
                              s.units[l - 1], s.k, D_next)
         else:
             # D_{l-1} = D_l . W_l^T (*) f'(Z_{l-1})  (gelu, silu: f'(H_{l-1}))
             _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
                   D, <int> fo, W, <int> fo, <floating> 0, D_next, <int> fi)
+            if buf.M[l - 1] != NULL:
+                _mask_multiply(D_next, <const floating*> buf.M[l - 1], B * fi)
             if code == GELU or code == SILU:
                 _times(D_next, <const floating*> buf.H[l - 1], B * fi)
             else:
@@ -1409,6 +1518,89 @@ def _small_gemm_shim(Py_ssize_t madds):
     return previous
 
 
+def _dropout_batch(_Workspace ws, const floating[::1] params,
+                   const floating[:, ::1] X, const floating[:, ::1] Y,
+                   floating[::1] grad, double alpha):
+    """One batch (all rows of dense X) through the training path's
+    _forward -> _loss_delta -> _backward with the workspace's dropout, then
+    _l2_and_scale. OUT: grad. Returns the loss."""
+    cdef Input inp
+    cdef Py_ssize_t n = X.shape[0]
+    cdef double loss
+    inp.sparse = False
+    inp.dense = <const void*> &X[0, 0]
+    inp.data = NULL
+    inp.indices = NULL
+    inp.indptr = NULL
+    inp.rows = NULL
+    inp.row0 = 0
+    with nogil:
+        _forward(&ws.spec, &params[0], &inp, n, &ws.buf, 0)
+        loss = _loss_delta(&ws.spec, &ws.buf, &Y[0, 0], NULL, NULL, 0, n)
+        _backward(&ws.spec, &params[0], &inp, n, &ws.buf, False, False,
+                  &grad[0])
+        loss = loss / n + _l2_and_scale(&ws.spec, &params[0], alpha, n,
+                                        &grad[0])
+    return loss
+
+
+cdef object _copy_from(const void* src, shape, dtype):
+    """A new array of ``shape`` holding the memory at ``src``."""
+    out = np.empty(shape, dtype=dtype)
+    cdef unsigned char[::1] raw = out.reshape(-1).view(np.uint8)
+    if raw.shape[0] > 0:
+        memcpy(&raw[0], src, raw.shape[0])
+    return out
+
+
+cdef void _copy_into(void* dst, arr):
+    cdef const unsigned char[::1] raw = (
+        np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+    if raw.shape[0] > 0:
+        memcpy(dst, &raw[0], raw.shape[0])
+
+
+def _dropout_batch_shim(net, params, X, Y, rates, seed=None, masks=None,
+                        double alpha=0.0, int batches=1):
+    """One training batch with dropout ``rates`` (one per hidden layer):
+    masks drawn by the compiled generator from ``seed``, or the given
+    ``masks`` (one (n, units) array or None per hidden layer, entries 0 or
+    1/(1-p)). ``batches``: run the batch that many times on one workspace
+    (one generator); the result is the last run's. Returns a dict: ``loss``,
+    ``grad`` (flat, normalised), ``masks`` (M per hidden layer, None where the
+    rate is 0), ``Z`` (the unmasked hidden outputs) and ``Zm`` (what each
+    layer passed on)."""
+    params = _input.params_in(net, params)
+    X = np.ascontiguousarray(X, dtype=net.dtype)
+    n = X.shape[0]
+    Y = _input.Y_in(net, Y, n)
+    cdef Py_ssize_t L = net.n_layers - 1, l
+    cdef _Workspace ws = _Workspace(net, n, False, True, dropout=rates)
+    units = list(net.layer_units)[1:L]
+    if masks is None:
+        ws._seed_dropout(seed)
+    else:
+        for l in range(L - 1):
+            if ws.buf.M[l] != NULL:
+                M = np.asarray(masks[l], dtype=net.dtype)
+                if M.shape != (n, units[l]):
+                    raise ValueError(f"masks[{l}] must have shape {(n, units[l])}.")
+                _copy_into(ws.buf.M[l], M)
+    grad = np.empty(net.n_params, dtype=net.dtype)
+    for _ in range(batches):
+        loss = _dispatch(_dropout_batch, net)(ws, params, X, Y, grad, alpha)
+    out = {"loss": float(loss), "grad": grad, "masks": [], "Z": [], "Zm": []}
+    for l in range(L - 1):
+        shape = (n, units[l])
+        out["Z"].append(_copy_from(ws.buf.Z[l], shape, net.dtype))
+        has = ws.buf.M[l] != NULL
+        out["masks"].append(_copy_from(ws.buf.M[l], shape, net.dtype)
+                            if has else None)
+        out["Zm"].append(_copy_from(ws.buf.Zm[l], shape, net.dtype)
+                         if has else out["Z"][l])
+    return out
+
+
 def _debug_index_probe():
     """Index a memoryview out of bounds: IndexError in a FASTBP_DEBUG build
     (boundscheck on); undefined in a release build, so only call it when
@@ -1491,7 +1683,9 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
                 hyper):
     """One pass over the rows ``order`` in minibatches of ``batch_size``;
     updates ``params`` and ``opt_state`` in place; returns the mean loss
-    ``sum(batch_loss * batch_len) / len(order)``."""
+    ``sum(batch_loss * batch_len) / len(order)``. With dropout
+    (``hyper.dropout``) the workspace's generator, seeded with
+    ``hyper.dropout_seed``, draws each batch's masks inside the loop."""
     params = _input.params_inout(net, params)
     m, v = _input.opt_buffers(net, opt_state)
     x = _input.kernel_X(net, X)
@@ -1501,11 +1695,15 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
     Y = _input.Y_in(net, Y, x.n_rows)
     sw, has_sw = _input.kernel_sample_weight(
         net, _input.sample_weight_in(net, sample_weight, x.n_rows))
+    dropout = _input.dropout_in(net, hyper)
     if n == 0:
         return 0.0
     B = min(batch_size, n)
     n_batches = -(-n // batch_size)
-    ws = _Workspace(net, B, not x.sparse, True)
+    ws = _Workspace(net, B, not x.sparse, True,
+                    dropout=None if dropout is None else dropout.rates)
+    if dropout is not None:
+        ws._seed_dropout(dropout.seed)
     _decide_small_gemm()
     kernel = _dispatch(_train_chunk, net)
     t = np.array([opt_state.t], dtype=np.longlong)

@@ -62,6 +62,32 @@ def _maxout_backward(dZ, arg, k):
     return D.reshape(n, units * k)
 
 
+def _draw_masks(rng, net, n, rates):
+    """Inverted-dropout masks of a batch of n rows, one per hidden layer:
+    None for a rate of 0, else an ``(n, units)`` array of the network's dtype
+    holding 0 (dropped, probability p) or ``1 / (1 - p)`` (kept)."""
+    masks = []
+    for units, p in zip(net.layer_units[1:-1], rates, strict=True):
+        if p > 0:
+            M = (rng.random((n, units)) >= p).astype(net.dtype)
+            M *= net.dtype.type(1.0 / (1.0 - p))
+            masks.append(M)
+        else:
+            masks.append(None)
+    return masks
+
+
+def _passed_on(Z, masks, i):
+    """What layer i passes to layer i + 1 (and to dJ/dW_{i+1}): its output
+    ``Z[i]``, times its dropout mask ``masks[i - 1]`` when it has one (the
+    input ``Z[0]`` never does). Z keeps the unmasked outputs because the
+    derivatives are written with them (logistic: Z(1-Z)); the masked product
+    is recomputed where needed, the same numbers each time."""
+    if i == 0 or masks is None or masks[i - 1] is None:
+        return Z[i]
+    return Z[i] * masks[i - 1]
+
+
 def _hidden(net, i, H):
     """``Z_l = f_l(H_l)`` of hidden layer ``i + 1``, and what its backward
     pass needs besides ``Z_l``: maxout's arg-max, gelu/silu's derivative
@@ -74,21 +100,23 @@ def _hidden(net, i, H):
     return act.apply(name, H, net.negative_slope), kept
 
 
-def _forward(net, coefs, intercepts, X):
+def _forward(net, coefs, intercepts, X, masks=None):
     """Forward pass keeping every layer (and what the backward pass needs).
 
     Returns ``(Z, args, H_L)``: ``Z[0] = X``, ``Z[l]`` the output of layer l;
     ``args[l]`` the maxout arg-max of layer l, f'(H_l) for gelu/silu, or
     None; ``H_L`` the output layer's pre-activation (used by
-    the poisson loss).
+    the poisson loss). ``masks``: dropout masks of the hidden layers
+    (:func:`_draw_masks`; training only); ``Z`` keeps the unmasked outputs,
+    the next layer reads the masked ones.
     """
     L = net.n_layers - 1
     Z = [X]
     args = [None]
     H_L = None
     for i in range(L):
-        # H_l = Z_{l-1} . W_l + b_l
-        H = _dot(Z[i], coefs[i])
+        # H_l = Z_{l-1} . W_l + b_l   (Z_{l-1} masked by dropout)
+        H = _dot(_passed_on(Z, masks, i), coefs[i])
         H += intercepts[i]
         if i < L - 1:
             # Z_l = f(H_l)
@@ -123,7 +151,7 @@ def _loss_delta(net, out, H_L, Y, sample_weight):
     return total, D
 
 
-def _backward(net, coefs, Z, args, D, coef_grads, intercept_grads):
+def _backward(net, coefs, Z, args, D, coef_grads, intercept_grads, masks=None):
     """Unnormalised gradients into the views of the flat gradient, layer L
     down to 1, starting from the output delta ``D = D_L``::
 
@@ -133,15 +161,22 @@ def _backward(net, coefs, Z, args, D, coef_grads, intercept_grads):
                                                   arg-max pieces instead;
                                                   gelu/silu: the f'(H_{l-1})
                                                   kept by the forward pass)
+
+    With dropout ``masks`` (as in :func:`_forward`), Z_{l-1} is the masked
+    output in dJ/dW_l and D_l . W_l^T is multiplied by the mask M_{l-1}
+    before f' (whose Z is the unmasked output): the exact gradient of the
+    masked network.
     """
     for i in range(net.n_layers - 2, -1, -1):
         # dJ/dW_l = Z_{l-1}^T . D_l
-        coef_grads[i][...] = _dot(Z[i].T, D)
+        coef_grads[i][...] = _dot(_passed_on(Z, masks, i).T, D)
         # dJ/db_l = sum(D_l)
         intercept_grads[i][...] = np.sum(D, axis=0)
         if i > 0:
             # dJ/dZ_{l-1} = D_l . W_l^T
             dZ = D @ coefs[i].T
+            if masks is not None and masks[i - 1] is not None:
+                dZ *= masks[i - 1]  # dropout: dJ/dZ of the unmasked output
             name = net.activations[i - 1]
             if name == "maxout":
                 D = _maxout_backward(dZ, args[i], net.maxout_pieces)
@@ -170,15 +205,16 @@ def _l2_and_scale(coefs, coef_grads, intercept_grads, alpha, sw_sum):
     return (0.5 * alpha) * values / sw_sum
 
 
-def _loss_grad_into(net, params, X, Y, sample_weight, alpha, grad):
-    """Loss of one batch; writes the flat gradient into ``grad``."""
+def _loss_grad_into(net, params, X, Y, sample_weight, alpha, grad, masks=None):
+    """Loss of one batch; writes the flat gradient into ``grad``.
+    ``masks``: the batch's dropout masks (training), or None."""
     coefs, intercepts = net.views(params)
     coef_grads, intercept_grads = net.views(grad)
-    Z, args, H_L = _forward(net, coefs, intercepts, X)
+    Z, args, H_L = _forward(net, coefs, intercepts, X, masks)
     total, D = _loss_delta(net, Z[-1], H_L, Y, sample_weight)
     sw_sum = X.shape[0] if sample_weight is None else sample_weight.sum()
     loss = total / sw_sum
-    _backward(net, coefs, Z, args, D, coef_grads, intercept_grads)
+    _backward(net, coefs, Z, args, D, coef_grads, intercept_grads, masks)
     loss += _l2_and_scale(coefs, coef_grads, intercept_grads, alpha, sw_sum)
     return float(loss)
 
@@ -259,7 +295,9 @@ def loss_grad(net, params, X, Y, sample_weight=None, alpha=0.0, grad_out=None):
 def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size, hyper):
     """One pass over the rows ``order`` in minibatches; updates ``params`` and
     ``opt_state`` in place and returns the mean batch loss (weighted by batch
-    size, as scikit-learn reports it)."""
+    size, as scikit-learn reports it). With dropout (``hyper.dropout``) each
+    batch draws its masks from one PCG64 generator seeded with
+    ``hyper.dropout_seed``; without, nothing is drawn."""
     params = _input.params_inout(net, params)
     _input.opt_buffers(net, opt_state)
     X = _input.X_in(net, X)
@@ -267,9 +305,14 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size, 
     batch_size = _input.batch_size_in(batch_size)
     Y = _input.Y_in(net, Y, X.shape[0])
     sample_weight = _input.sample_weight_in(net, sample_weight, X.shape[0])
+    dropout = _input.dropout_in(net, hyper)
     n = len(order)
     if n == 0:
         return 0.0
+    rng = None
+    if dropout is not None:
+        rng = np.random.Generator(np.random.PCG64(dropout.seed))
+    masks = None
     grad = np.empty_like(params)
     accumulated = 0.0
     start = 0
@@ -283,8 +326,10 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size, 
             ):
                 idx = order[start : start + batch_size]
                 sw = None if sample_weight is None else sample_weight[idx]
+                if rng is not None:
+                    masks = _draw_masks(rng, net, len(idx), dropout.rates)
                 loss = _loss_grad_into(
-                    net, params, X[idx], Y[idx], sw, hyper.alpha, grad
+                    net, params, X[idx], Y[idx], sw, hyper.alpha, grad, masks
                 )
                 accumulated += loss * len(idx)
                 step(params, grad, opt_state, hyper, net.n_coefs)

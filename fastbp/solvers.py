@@ -33,6 +33,13 @@ class Hyper:
     weight_decay: float = 0.0
     # Global L2 norm each minibatch's gradient is clipped to (None: off).
     max_grad_norm: float | None = None
+    # Inverted dropout: one rate in [0, 1) per hidden layer (empty or all 0:
+    # none, and no random numbers are drawn), and the seed of the epoch's
+    # masks (an int in [0, 2**64), needed when a rate is > 0). The estimator
+    # draws a new seed from its random_state for each epoch; each backend
+    # turns it into its own generator (the two draw different masks).
+    dropout: tuple = ()
+    dropout_seed: int | None = None
 
 
 class OptState:

@@ -1,6 +1,6 @@
 """scikit-learn's estimator checks over both estimators in several
 configurations (default, tanh, softplus, maxout, sgd, lbfgs, float-heavy
-options), the default one on every backend."""
+options, dropout), the default one on every backend."""
 
 import pytest
 from sklearn.base import clone
@@ -19,8 +19,8 @@ pytestmark = [
 # repeated rows; like scikit-learn (instance_generator.py) they need a
 # configuration where the two are the same optimisation problem.
 SW_EQUIVALENCE_PARAMS = {
-    BPClassifier: dict(solver="lbfgs"),
-    BPRegressor: dict(solver="sgd", tol=1e-2, random_state=42),
+    BPClassifier: dict(solver="lbfgs", dropout=0.0),
+    BPRegressor: dict(solver="sgd", tol=1e-2, random_state=42, dropout=0.0),
 }
 SW_EQUIVALENCE_CHECKS = (
     "check_sample_weight_equivalence_on_dense_data",
@@ -73,6 +73,12 @@ CONFIGS = [
                 warmup_fraction=0.1, **{**_FAST, "backend": "cython"}),
     BPClassifier(solver="sgd", learning_rate="invscaling", weight_decay=0.1,
                  **{**_FAST, "learning_rate_init": 0.1}),
+    # Dropout (one rate; one per hidden layer), compiled backend. (The
+    # sample-weight equivalence checks run without it: a weighted fit and
+    # one on repeated rows draw different masks.)
+    BPClassifier(dropout=0.1, **{**_FAST, "backend": "cython"}),
+    BPRegressor(dropout=[0.1, 0.05], **{**_FAST, "hidden_layer_sizes": (20, 10),
+                                          "backend": "cython"}),
     # Other initialisations; transform from the first of two hidden layers.
     BPClassifier(init="he_normal", transform_layer=0, **{**_FAST, "hidden_layer_sizes": (20, 10)}),
     BPRegressor(init="orthogonal", **_FAST),
