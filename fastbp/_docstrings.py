@@ -156,8 +156,10 @@ default="constant"
         probability (in ``[0, 1)``) and scales the kept ones by
         ``1 / (1 - dropout)``, so nothing changes at prediction. A list gives
         one rate per hidden layer. 0 draws no random numbers: the fit is the
-        same as without dropout. Not available with "lbfgs". For example
-        ``dropout=0.2`` or ``dropout=[0.5, 0.2]``.""",
+        same as without dropout. Not available with "lbfgs". ``loss_`` and
+        ``loss_curve_`` are then the losses of the thinned networks the
+        minibatches trained (as the epoch's mean), not of the full one. For
+        example ``dropout=0.2`` or ``dropout=[0.5, 0.2]``.""",
     "init": """\
     init : {"glorot_uniform", "glorot_normal", "he_uniform", "he_normal", \
 "lecun_normal", "orthogonal"}, default="glorot_uniform"

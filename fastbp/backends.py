@@ -9,6 +9,10 @@ A backend is a module with the same three functions on the flat buffer::
                 batch_size, hyper) -> mean_loss
 
 and a ``name`` attribute. The estimators only ever talk to this contract.
+Only ``train_epoch`` applies dropout: ``hyper.dropout`` holds one rate per
+hidden layer (empty or all zero: none) and ``hyper.dropout_seed`` the seed the
+epoch's masks are drawn from (each backend with its own generator); the
+predict path and ``loss_grad`` (L-BFGS, ``fastbp.backprop``) never drop units.
 
 Both backends check and coerce these arguments with the same code
 (``fastbp._backend_input``, so a bad argument gets the same error from
