@@ -76,6 +76,14 @@ cdef extern from "_kernels.h":
     double fastbp_grad_sqnorm_d(const double* p, const double* G,
                                 Py_ssize_t n, double alpha,
                                 double inv_sw) noexcept nogil
+    void fastbp_vecmath_f(int which, const float* x, float* y,
+                          Py_ssize_t n) noexcept nogil
+    void fastbp_elu_f(float* h, Py_ssize_t n) noexcept nogil
+    void fastbp_selu_f(float* h, Py_ssize_t n, float sc,
+                       float sa) noexcept nogil
+    void fastbp_gelu_f(float* h, float* g, Py_ssize_t n, float inv_sqrt2,
+                       float inv_sqrt_2pi) noexcept nogil
+    void fastbp_silu_f(float* h, float* g, Py_ssize_t n) noexcept nogil
 
 DEBUG = bool(fastbp_debug_build)
 """True when built with FASTBP_DEBUG=1 (bounds/wraparound/init checks on)."""
@@ -449,7 +457,13 @@ cdef void _bias_act_grad(int code, floating* H, const floating* b,
         g = G + r * width
         for j in range(width):
             h[j] += b[j]
-        if code == GELU:
+        if floating is float:
+            # the same operations, vectorized exp/erf/sigmoid (_kernels.h)
+            if code == GELU:
+                fastbp_gelu_f(h, g, width, <float> INV_SQRT2, c2)
+            else:
+                fastbp_silu_f(h, g, width)
+        elif code == GELU:
             for j in range(width):
                 x = h[j]
                 p = _gauss_cdf(x)                      # Phi(h)
@@ -510,8 +524,9 @@ cdef void _derivative(int code, const floating* Z, floating* D,
     cdef floating one = slope * 0 + 1
     if code == RELU:
         for i in range(n):
-            if Z[i] <= 0:
-                D[i] = 0
+            # a select, not a conditional store: it vectorizes (NaN Z keeps
+            # D, as -0 and +0 zero it, as NumPy's delta[Z <= 0] = 0)
+            D[i] = zero if Z[i] <= 0 else D[i]
     elif code == LOGISTIC:
         for i in range(n):
             D[i] = D[i] * Z[i] * (1 - Z[i])
@@ -728,6 +743,14 @@ cdef void _act_flat(int code, floating* h, Py_ssize_t n,
         for j in range(n):
             x = h[j]
             h[j] = x * (slope if x < 0 else one)    # NaN stays
+    elif floating is float and code == ELU:
+        fastbp_elu_f(h, n)                         # vectorized (_kernels.h)
+    elif floating is float and code == SELU:
+        fastbp_selu_f(h, n, sc, sa)
+    elif floating is float and code == GELU:
+        fastbp_gelu_f(h, NULL, n, <float> INV_SQRT2, <float> INV_SQRT_2PI)
+    elif floating is float and code == SILU:
+        fastbp_silu_f(h, NULL, n)
     elif code == ELU:
         for j in range(n):
             x = h[j]
@@ -1349,6 +1372,19 @@ def _derivative_shim(int code, const floating[:, ::1] Z, floating[:, ::1] D,
         _derivative(code, &Z[0, 0], &D[0, 0], Z.shape[0] * Z.shape[1],
                     <floating> slope)
 
+
+
+def _vecmath_shim(int which, const float[::1] x):
+    """The vectorized float32 functions of _kernels.h over x: ``which`` 0
+    exp, 1 expm1, 2 erf, 3 sigmoid (tests/test_vecmath.py)."""
+    if not 0 <= which <= 3:
+        raise ValueError(f"which must be 0, 1, 2 or 3, got {which}.")
+    y = np.empty(x.shape[0], dtype=np.float32)
+    cdef float[::1] yv = y
+    if x.shape[0] > 0:
+        with nogil:
+            fastbp_vecmath_f(which, &x[0], &yv[0], x.shape[0])
+    return y
 
 
 def _maxout_shim(const floating[:, ::1] H, int k):
