@@ -183,3 +183,23 @@ def test_relu_derivative_is_numpys_bit_for_bit_with_nan_and_signed_zeros(dtype):
     cb._derivative_shim(act.RELU, Z, got)
     uint = np.uint32 if dtype == np.float32 else np.uint64
     np.testing.assert_array_equal(got.view(uint), want.view(uint))
+
+
+@pytest.mark.parametrize("name", ["elu", "selu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elu_and_selu_derivatives_are_numpys_bit_for_bit(name, dtype):
+    # Z = f(H): NaN, +-0, -inf (elu/selu of -inf is the finite limit, but
+    # a diverged fit can hold anything), the limit itself, ordinary values
+    special = np.array(
+        [np.nan, 0.0, -0.0, np.inf, -np.inf, -1.0, -act.SELU_SCALE_ALPHA, -0.5, -1e-45, 1e-45, 2.0, -1e-3]
+    )
+    Z = np.repeat(special, special.size).reshape(-1, special.size).astype(dtype)
+    D = np.tile(special, special.size).reshape(-1, special.size).astype(dtype) * 3
+    Z = np.hstack([Z, Z[:, :5]])  # a vector body and a tail
+    D = np.hstack([D, D[:, :5]])
+    with np.errstate(all="ignore"):
+        want = act.DERIVATIVE[name](Z, D.copy())
+    got = D.copy()
+    cb._derivative_shim(act.CODES[name], Z, got)
+    uint = np.uint32 if dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(got.view(uint), want.view(uint))
