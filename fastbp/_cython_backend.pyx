@@ -85,6 +85,22 @@ cdef extern from "_kernels.h":
     void fastbp_dropout_d(const double* Z, double* Zm, double* M,
                           Py_ssize_t n, uint64_t threshold, double scale,
                           uint64_t* state) noexcept nogil
+    void fastbp_vecmath_f(int which, const float* x, float* y,
+                          Py_ssize_t n) noexcept nogil
+    void fastbp_elu_f(float* h, Py_ssize_t n) noexcept nogil
+    void fastbp_selu_f(float* h, Py_ssize_t n, float sc,
+                       float sa) noexcept nogil
+    void fastbp_gelu_f(float* h, float* g, Py_ssize_t n, float inv_sqrt2,
+                       float inv_sqrt_2pi) noexcept nogil
+    void fastbp_silu_f(float* h, float* g, Py_ssize_t n) noexcept nogil
+    void fastbp_elu_derivative_f(const float* Z, float* D,
+                                 Py_ssize_t n) noexcept nogil
+    void fastbp_elu_derivative_d(const double* Z, double* D,
+                                 Py_ssize_t n) noexcept nogil
+    void fastbp_selu_derivative_f(const float* Z, float* D, Py_ssize_t n,
+                                  float sa, float sc) noexcept nogil
+    void fastbp_selu_derivative_d(const double* Z, double* D, Py_ssize_t n,
+                                  double sa, double sc) noexcept nogil
 
 DEBUG = bool(fastbp_debug_build)
 """True when built with FASTBP_DEBUG=1 (bounds/wraparound/init checks on)."""
@@ -510,7 +526,13 @@ cdef void _bias_act_grad(int code, floating* H, const floating* b,
         g = G + r * width
         for j in range(width):
             h[j] += b[j]
-        if code == GELU:
+        if floating is float:
+            # the same operations, vectorized exp/erf/sigmoid (_kernels.h)
+            if code == GELU:
+                fastbp_gelu_f(h, g, width, <float> INV_SQRT2, c2)
+            else:
+                fastbp_silu_f(h, g, width)
+        elif code == GELU:
             for j in range(width):
                 x = h[j]
                 p = _gauss_cdf(x)                      # Phi(h)
@@ -565,14 +587,15 @@ cdef void _derivative(int code, const floating* Z, floating* D,
     ``_derivative_h``."""
     cdef Py_ssize_t i
     cdef floating sa = <floating> SELU_SCALE_ALPHA, sc = <floating> SELU_SCALE
-    cdef floating z, zero = 0
+    cdef floating zero = 0
     # 1, computed (slope is finite): the compiler cannot fold D * one into D,
     # so the leaky_relu loop stays a select and a multiply, and vectorizes
     cdef floating one = slope * 0 + 1
     if code == RELU:
         for i in range(n):
-            if Z[i] <= 0:
-                D[i] = 0
+            # a select, not a conditional store: it vectorizes (NaN Z keeps
+            # D, as -0 and +0 zero it, as NumPy's delta[Z <= 0] = 0)
+            D[i] = zero if Z[i] <= 0 else D[i]
     elif code == LOGISTIC:
         for i in range(n):
             D[i] = D[i] * Z[i] * (1 - Z[i])
@@ -589,14 +612,18 @@ cdef void _derivative(int code, const floating* Z, floating* D,
         for i in range(n):
             D[i] = D[i] * (slope if Z[i] <= 0 else one)
     elif code == ELU:
-        for i in range(n):
-            # e^h = Z + 1 for h <= 0, else 1 (= min(Z, 0) + 1: no branch)
-            z = Z[i]
-            D[i] = D[i] * ((z if z < 0 else zero) + 1)
+        # e^h = Z + 1 for h <= 0, else 1: D * (min(Z, 0) + 1), in C with a
+        # bit-operation select, which vectorizes (a ?: here did not)
+        if floating is float:
+            fastbp_elu_derivative_f(Z, D, n)
+        else:
+            fastbp_elu_derivative_d(Z, D, n)
     elif code == SELU:
-        for i in range(n):
-            # scale * alpha * e^h = Z + scale * alpha for h <= 0, else scale
-            D[i] = D[i] * (Z[i] + sa if Z[i] <= 0 else sc)
+        # scale * alpha * e^h = Z + scale * alpha for h <= 0, else scale
+        if floating is float:
+            fastbp_selu_derivative_f(Z, D, n, sa, sc)
+        else:
+            fastbp_selu_derivative_d(Z, D, n, sa, sc)
     # IDENTITY: nothing
 
 
@@ -827,6 +854,14 @@ cdef void _act_flat(int code, floating* h, Py_ssize_t n,
         for j in range(n):
             x = h[j]
             h[j] = x * (slope if x < 0 else one)    # NaN stays
+    elif floating is float and code == ELU:
+        fastbp_elu_f(h, n)                         # vectorized (_kernels.h)
+    elif floating is float and code == SELU:
+        fastbp_selu_f(h, n, sc, sa)
+    elif floating is float and code == GELU:
+        fastbp_gelu_f(h, NULL, n, <float> INV_SQRT2, <float> INV_SQRT_2PI)
+    elif floating is float and code == SILU:
+        fastbp_silu_f(h, NULL, n)
     elif code == ELU:
         for j in range(n):
             x = h[j]
@@ -1458,6 +1493,19 @@ def _derivative_shim(int code, const floating[:, ::1] Z, floating[:, ::1] D,
         _derivative(code, &Z[0, 0], &D[0, 0], Z.shape[0] * Z.shape[1],
                     <floating> slope)
 
+
+
+def _vecmath_shim(int which, const float[::1] x):
+    """The vectorized float32 functions of _kernels.h over x: ``which`` 0
+    exp, 1 expm1, 2 erf, 3 sigmoid (tests/test_vecmath.py)."""
+    if not 0 <= which <= 3:
+        raise ValueError(f"which must be 0, 1, 2 or 3, got {which}.")
+    y = np.empty(x.shape[0], dtype=np.float32)
+    cdef float[::1] yv = y
+    if x.shape[0] > 0:
+        with nogil:
+            fastbp_vecmath_f(which, &x[0], &yv[0], x.shape[0])
+    return y
 
 
 def _maxout_shim(const floating[:, ::1] H, int k):

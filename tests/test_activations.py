@@ -289,6 +289,23 @@ def test_new_activations_on_ordinary_inputs(backend, name, dtype):
     assert_allclose(D, _new_formula_derivative(name, h), rtol=rtol, atol=atol)
 
 
+@pytest.mark.parametrize("name", ["elu", "selu", "silu"])
+def test_compiled_float32_activations_are_within_3_ulp_of_the_numpy_backend(require_cython, name):
+    # The compiled float32 kernels use their own vectorized expm1/sigmoid
+    # (fastbp/_kernels.h), NumPy libm's/SciPy's: both within an ulp or so
+    # of the exact values, so the activations agree to a few ulps (much
+    # closer than the parity tests' rtol), here over a dense grid.
+    H = np.linspace(-30, 30, 60003, dtype=np.float32).reshape(3, -1)
+    want = _new_forward("numpy", name, H)
+    got = _new_forward("cython", name, H)
+
+    def ordered(a):  # float32 -> int64, monotonic: ulp distance
+        i = a.ravel().view(np.int32).astype(np.int64)
+        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
+
+    assert np.abs(ordered(got) - ordered(want)).max() <= 3
+
+
 def test_leaky_relu_slope_zero_is_relu_and_swish_is_silu():
     H = np.linspace(-3, 3, 13).reshape(1, -1)
     assert_allclose(act.apply("leaky_relu", H.copy(), 0.0), act.relu(H.copy()), rtol=0, atol=0)
