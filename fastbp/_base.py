@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.callback import CallbackSupportMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state, shuffle
+from sklearn.utils import check_random_state
 
 from . import _numpy_backend
 from . import activations as act
@@ -549,7 +549,11 @@ class _BaseBP(
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    # scikit-learn's MLP does ``sample_idx = shuffle(sample_idx,
+                    # random_state=rs)``: one ``rs.shuffle`` of an arange then a
+                    # gather, i.e. exactly this in-place shuffle (same draws, same
+                    # order), without its validation machinery.
+                    self._random_state.shuffle(sample_idx)
                 if sw_train is not None:
                     _check_batch_weights(sw_train, sample_idx, batch_size)
                 if any(hyper.dropout):  # else no random number is drawn
