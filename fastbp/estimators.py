@@ -107,6 +107,21 @@ def _binarize(lb, y):
     return lb.transform(y).astype(bool)
 
 
+def _decode(lb, scores):
+    """``lb.inverse_transform(scores)``, computed directly for dense scores of
+    a binary (1-D: above the threshold) or multiclass (2-D: the first
+    arg-max) binarizer, as scikit-learn computes them; anything else goes
+    through scikit-learn."""
+    classes = lb.classes_
+    if isinstance(scores, np.ndarray) and isinstance(classes, np.ndarray) and not lb.sparse_input_:
+        if lb.y_type_ == "multiclass" and scores.ndim == 2 and scores.shape[1] == len(classes):
+            return classes[scores.argmax(axis=1)]
+        if lb.y_type_ == "binary" and scores.ndim == 1 and len(classes) == 2:
+            threshold = (lb.pos_label + lb.neg_label) / 2.0
+            return classes[(scores > threshold).astype(int)]
+    return lb.inverse_transform(scores)
+
+
 def _accuracy(y_true, y_pred, sample_weight=None):
     """``accuracy_score(y_true, y_pred, sample_weight=sample_weight)``,
     computed directly (the mean of ``y_true == y_pred``, as scikit-learn
@@ -480,7 +495,7 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         y_pred = self._forward(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return _decode(self._label_binarizer, y_pred)
 
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(X, y, sample_weight, _accuracy)

@@ -75,3 +75,38 @@ def test_without_shuffle_every_epoch_visits_the_rows_in_order(monkeypatch, backe
     assert len(orders) == PARAMS["max_iter"]
     for order in orders:
         np.testing.assert_array_equal(order, np.arange(len(X)))
+
+
+def _signature_names(cls):
+    from sklearn.base import BaseEstimator
+
+    return BaseEstimator._get_param_names.__func__(cls)
+
+
+def test_parameter_names_are_those_of_each_classes_init():
+    class Wider(BPClassifier):
+        def __init__(self, hidden_layer_sizes=(100,), *, extra=1, **kwargs):
+            super().__init__(hidden_layer_sizes, **kwargs)
+            self.extra = extra
+
+    for cls in (BPClassifier, BPRegressor, Wider, BPClassifier, Wider):
+        assert cls._get_param_names() == _signature_names(cls)
+    assert "extra" in Wider().get_params() and "extra" not in BPClassifier().get_params()
+    assert "out_activation" in BPRegressor().get_params()
+    # a list of its own each time: changing it changes nothing
+    BPClassifier._get_param_names().append("bogus")
+    assert "bogus" not in BPClassifier().get_params()
+
+
+def test_parameter_names_follow_a_new_init():
+    class Later(BPRegressor):
+        pass
+
+    assert Later._get_param_names() == _signature_names(BPRegressor)
+
+    def __init__(self, hidden_layer_sizes=(100,), *, late=0):
+        BPRegressor.__init__(self, hidden_layer_sizes)
+        self.late = late
+
+    Later.__init__ = __init__
+    assert Later._get_param_names() == ["hidden_layer_sizes", "late"]

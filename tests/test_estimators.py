@@ -522,3 +522,32 @@ def test_binarizers_of_other_options_encode_as_they_do(options):
     assert type(got) is type(expected)
     assert_array_equal(got.toarray() if options.get("sparse_output") else got,
                        expected.toarray() if options.get("sparse_output") else expected)
+
+
+@pytest.mark.parametrize("classes", [np.array([3, 7]), np.array(["no", "yes"]),
+                                     np.array([0, 1, 2, 5]), np.array(["a", "b", "c"])])
+def test_scores_are_decoded_as_label_binarizer_decodes_them(classes):
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp.estimators import _decode
+
+    lb = LabelBinarizer().fit(classes)
+    rng = np.random.default_rng(0)
+    shape = (40,) if len(classes) == 2 else (40, len(classes))
+    scores = rng.random(shape).astype(np.float32)
+    scores[:4] = 0.5  # on the threshold; ties (the first arg-max wins)
+    scores[5] = np.nan
+    expected = lb.inverse_transform(scores)
+    got = _decode(lb, scores)
+    assert got.dtype == expected.dtype
+    assert_array_equal(got, expected)
+
+
+def test_multilabel_scores_are_decoded_by_label_binarizer():
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp.estimators import _decode
+
+    lb = LabelBinarizer().fit(np.array([[1, 0, 1], [0, 1, 0]]))
+    scores = np.array([[0.9, 0.2, 0.6], [0.1, 0.7, 0.4]])
+    assert_array_equal(_decode(lb, scores), lb.inverse_transform(scores))
