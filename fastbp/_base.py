@@ -8,6 +8,7 @@ fit with the same ``random_state`` gives the same model.
 """
 
 import warnings
+import weakref
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
 
@@ -16,7 +17,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.callback import CallbackSupportMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state, shuffle
+from sklearn.utils import check_random_state
 
 from . import _numpy_backend
 from . import activations as act
@@ -45,6 +46,9 @@ ZERO_WEIGHTS_MSG = "Weights sum to zero, can't be normalized"
 # A stochastic fit whose last epoch's loss is this many times its first
 # epoch's has diverged (a converging fit's loss goes down).
 DIVERGENCE_FACTOR = 100.0
+
+# class -> (its __init__, its parameter names): see _BaseBP._get_param_names.
+_PARAM_NAMES = weakref.WeakKeyDictionary()
 
 NONFINITE_MSG = (
     "Solver produced non-finite parameter weights. The input data may contain "
@@ -155,6 +159,19 @@ class _BaseBP(
         self.dropout = dropout
         self.init = init
         self.transform_layer = transform_layer
+
+    @classmethod
+    def _get_param_names(cls):
+        """scikit-learn's parameter names (read from ``__init__``'s
+        signature), remembered per class: ``clone``, ``set_params`` and the
+        parameter validation of every fit each ask for them, and
+        ``inspect.signature`` was a good part of a small fit's Python time."""
+        init = cls.__init__
+        known = _PARAM_NAMES.get(cls)
+        if known is None or known[0] is not init:
+            known = (init, tuple(super()._get_param_names()))
+            _PARAM_NAMES[cls] = known
+        return list(known[1])
 
     # ------------------------------------------------------------ helpers
     def _hidden_sizes(self):
@@ -541,7 +558,7 @@ class _BaseBP(
         first_epoch = 0 if incremental else len(self.loss_curve_)
         # The weights and the optimizer state at the start of the epoch, for
         # Ctrl-C and divergence: both roll back together.
-        snapshot = params.copy()
+        snapshot = np.empty_like(params)  # filled at the start of each epoch
         saved_state = None
         in_epoch = False
         diverged = False
@@ -549,7 +566,11 @@ class _BaseBP(
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    # scikit-learn's MLP does ``sample_idx = shuffle(sample_idx,
+                    # random_state=rs)``: one ``rs.shuffle`` of an arange then a
+                    # gather, i.e. exactly this in-place shuffle (same draws, same
+                    # order), without its validation machinery.
+                    self._random_state.shuffle(sample_idx)
                 if sw_train is not None:
                     _check_batch_weights(sw_train, sample_idx, batch_size)
                 if any(hyper.dropout):  # else no random number is drawn

@@ -52,6 +52,92 @@ from ._compat import (
 )
 
 
+def _integer_labels(y):
+    """Whether ``y`` is a non-empty 1-D NumPy array of integers: labels whose
+    type scikit-learn's ``type_of_target`` calls "binary" or "multiclass"
+    without any further check."""
+    return (
+        isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iu" and y.shape[0] > 0
+    )
+
+
+def _fit_label_binarizer(y):
+    """``LabelBinarizer().fit(y)``, with the same fitted attributes, computed
+    directly for 1-D integer labels of at least two classes (what
+    ``type_of_target`` and ``unique_labels`` find for them, without their
+    validation machinery); any other ``y`` goes through scikit-learn."""
+    if _integer_labels(y):
+        classes = np.unique(y)
+        if len(classes) >= 2:
+            lb = LabelBinarizer()
+            lb.y_type_ = "binary" if len(classes) == 2 else "multiclass"
+            lb.sparse_input_ = False
+            # unique_labels' own construction (a sorted set of scalars), so
+            # classes_ has exactly its dtype
+            lb.classes_ = np.asarray(sorted(set(classes)))
+            return lb
+    return LabelBinarizer().fit(y)
+
+
+def _binarize(lb, y):
+    """``lb.transform(y).astype(bool)``: the one-hot rows of ``y`` ((n, 1)
+    for two classes), computed directly when ``y`` holds 1-D integer labels
+    that are all among the binarizer's sorted integer classes (two or more);
+    anything else goes through scikit-learn (and its errors)."""
+    classes = lb.classes_
+    n_classes = len(classes)
+    if (
+        _integer_labels(y)
+        and isinstance(classes, np.ndarray)
+        and classes.ndim == 1
+        and classes.dtype.kind in "iu"
+        and n_classes >= 2
+        and lb.y_type_ in ("binary", "multiclass")
+        and not lb.sparse_output
+        and lb.neg_label == 0  # then any pos_label (> 0) encodes as True
+        and (classes[1:] > classes[:-1]).all()
+    ):
+        index = np.searchsorted(classes, y)
+        if (classes[np.minimum(index, n_classes - 1)] == y).all():
+            if n_classes == 2:
+                return (index == 1).reshape(-1, 1)
+            Y = np.zeros((y.shape[0], n_classes), dtype=bool)
+            Y[np.arange(y.shape[0]), index] = True
+            return Y
+    return lb.transform(y).astype(bool)
+
+
+def _decode(lb, scores):
+    """``lb.inverse_transform(scores)``, computed directly for dense scores of
+    a binary (1-D: above the threshold) or multiclass (2-D: the first
+    arg-max) binarizer, as scikit-learn computes them; anything else goes
+    through scikit-learn."""
+    classes = lb.classes_
+    if isinstance(scores, np.ndarray) and isinstance(classes, np.ndarray) and not lb.sparse_input_:
+        if lb.y_type_ == "multiclass" and scores.ndim == 2 and scores.shape[1] == len(classes):
+            return classes[scores.argmax(axis=1)]
+        if lb.y_type_ == "binary" and scores.ndim == 1 and len(classes) == 2:
+            threshold = (lb.pos_label + lb.neg_label) / 2.0
+            return classes[(scores > threshold).astype(int)]
+    return lb.inverse_transform(scores)
+
+
+def _accuracy(y_true, y_pred, sample_weight=None):
+    """``accuracy_score(y_true, y_pred, sample_weight=sample_weight)``,
+    computed directly (the mean of ``y_true == y_pred``, as scikit-learn
+    computes it) when both are 1-D integer arrays of one length and there are
+    no weights: for such labels its target checks can neither fail nor change
+    the result. Anything else goes through scikit-learn (and its errors)."""
+    if (
+        sample_weight is None
+        and _integer_labels(y_true)
+        and _integer_labels(y_pred)
+        and y_true.shape == y_pred.shape
+    ):
+        return float(np.average(y_true == y_pred))
+    return accuracy_score(y_true, y_pred, sample_weight=sample_weight)
+
+
 @fill
 class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP):
     """Multilayer perceptron classifier trained by backpropagation.
@@ -357,7 +443,7 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
                     f"y_val has classes not in y: {unseen.tolist()}; "
                     f"the classes are {self.classes_.tolist()}."
                 )
-        Y_val = self._label_binarizer.transform(y_val).astype(bool)
+        Y_val = _binarize(self._label_binarizer, y_val)
         return y_val, Y_val.reshape(n_val, -1)
 
     def _validate_input(self, X, y, incremental, reset):
@@ -368,8 +454,7 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            self._label_binarizer = _fit_label_binarizer(y)
             self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)
@@ -385,7 +470,7 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
                     "`y` has classes not in `self.classes_`. "
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
-        y = self._label_binarizer.transform(y).astype(bool)
+        y = _binarize(self._label_binarizer, y)
         return X, y
 
     def predict(self, X):
@@ -410,10 +495,32 @@ class BPClassifier(PlainStateMixin, ReadmeDocLinkMixin, ClassifierMixin, _BaseBP
         y_pred = self._forward(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return _decode(self._label_binarizer, y_pred)
 
     def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, accuracy_score)
+        return self._score_with_function(X, y, sample_weight, _accuracy)
+
+    def score(self, X, y, sample_weight=None):
+        """Return the mean accuracy on the given test data and labels.
+
+        As scikit-learn's classifiers: for multilabel targets the subset
+        accuracy (every label of a sample must be right).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True labels for ``X``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy of ``self.predict(X)`` with respect to ``y``.
+        """
+        return _accuracy(y, self.predict(X), sample_weight)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

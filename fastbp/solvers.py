@@ -88,12 +88,22 @@ class OptState:
 
     def save(self, into=None):
         """A copy of the state (into the dict ``into`` when given, reusing its
-        buffers) for :meth:`restore`."""
-        if into is None or into["m"].shape != self.m.shape or into["m"].dtype != self.m.dtype:
-            into = {"m": self.m.copy(), "v": self.v.copy()}
-        else:
-            into["m"][...] = self.m
-            into["v"][...] = self.v
+        buffers) for :meth:`restore`.
+
+        A buffer whose bits are all zero (a new state, before its first
+        update) is recorded as None instead of copied: :meth:`restore` zeroes
+        it. A one-epoch fit then makes no copy of the moments at all."""
+        if into is None:
+            into = {}
+        for name in ("m", "v"):
+            buffer = getattr(self, name)
+            kept = into.get(name)
+            if kept is not None and kept.shape == buffer.shape and kept.dtype == buffer.dtype:
+                kept[...] = buffer
+            elif not _bits(buffer).any():
+                into[name] = None
+            else:
+                into[name] = buffer.copy()
         into["t"] = self.t
         into["learning_rate"] = self.learning_rate
         into["epoch"] = self.epoch
@@ -102,8 +112,9 @@ class OptState:
 
     def restore(self, saved):
         """Go back to the state :meth:`save` recorded."""
-        self.m[...] = saved["m"]
-        self.v[...] = saved["v"]
+        for name in ("m", "v"):
+            kept = saved[name]
+            getattr(self, name)[...] = 0 if kept is None else kept
         self.t = saved["t"]
         self.learning_rate = saved["learning_rate"]
         self.epoch = saved["epoch"]
@@ -150,6 +161,12 @@ class OptState:
         if verbose:
             print(msg + " Setting learning rate to %f" % self.learning_rate)
         return False
+
+
+def _bits(buffer):
+    """``buffer`` viewed as unsigned integers of its item size: all zero
+    exactly when every element is +0.0 (-0.0 is not)."""
+    return buffer.view(np.dtype(f"u{buffer.dtype.itemsize}"))
 
 
 def adam_step_size(state, hyper):

@@ -403,3 +403,151 @@ def test_binary_predict_proba_keeps_small_probabilities_of_the_negative_class(ba
     clf.intercepts_[-1][...] = 1e4  # beyond any exponent: floored, still finite
     assert np.isfinite(np.log(clf.predict_proba(Xc[:3]))).all()
     assert_allclose(np.log(clf.predict_proba(Xc[:3])), clf.predict_log_proba(Xc[:3]))
+
+
+# ------------------------------------------- label encoding and accuracy
+
+
+def _same_fitted_binarizer(a, b):
+    assert vars(a).keys() == vars(b).keys()
+    for key, value in vars(a).items():
+        other = vars(b)[key]
+        if isinstance(value, np.ndarray):
+            assert value.dtype == other.dtype, key
+            assert_array_equal(value, other)
+        else:
+            assert value == other, key
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8, np.uint64])
+@pytest.mark.parametrize("n_classes", [2, 3, 9])
+def test_integer_labels_are_encoded_as_label_binarizer_encodes_them(dtype, n_classes):
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp.estimators import _binarize, _fit_label_binarizer
+
+    y = ((np.arange(60) * 7) % n_classes * 3 + 1).astype(dtype)
+    ours, theirs = _fit_label_binarizer(y), LabelBinarizer().fit(y)
+    _same_fitted_binarizer(ours, theirs)
+    for labels in (y, y[:5], y[::-1], np.array([y[0]], dtype=dtype)):
+        expected = theirs.transform(labels).astype(bool)
+        got = _binarize(ours, labels)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("y", [
+    np.array(["b", "a", "c", "a"]),  # strings
+    np.array([1.0, 0.0, 1.0, 0.0]),  # integral floats
+    np.array([3, 3, 3]),  # one class
+    np.array([[1, 0], [0, 1], [1, 1]]),  # multilabel
+])
+def test_other_labels_are_encoded_by_label_binarizer(y):
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp.estimators import _binarize, _fit_label_binarizer
+
+    ours, theirs = _fit_label_binarizer(y), LabelBinarizer().fit(y)
+    _same_fitted_binarizer(ours, theirs)
+    assert_array_equal(_binarize(ours, y), theirs.transform(y).astype(bool))
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_labels_outside_the_classes_are_encoded_by_label_binarizer(n_classes):
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp.estimators import _binarize
+
+    lb = LabelBinarizer().fit(np.arange(n_classes) * 2)
+    for labels in (np.array([0, 1, 2]), np.array([-1, 0]), np.array([2 * n_classes])):
+        assert_array_equal(_binarize(lb, labels), lb.transform(labels).astype(bool))
+
+
+def test_accuracy_of_integer_labels_equals_accuracy_score():
+    from sklearn.metrics import accuracy_score
+
+    from fastbp.estimators import _accuracy
+
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 1000):
+        for dtype_true, dtype_pred in ((np.int64, np.int64), (np.int32, np.int64), (np.uint8, np.int16)):
+            y_true = rng.integers(0, 3, n).astype(dtype_true)
+            y_pred = rng.integers(0, 3, n).astype(dtype_pred)
+            got = _accuracy(y_true, y_pred)
+            assert type(got) is float
+            assert got == accuracy_score(y_true, y_pred)
+
+
+def test_accuracy_of_other_targets_keeps_accuracy_scores_results_and_errors():
+    from sklearn.metrics import accuracy_score
+
+    from fastbp.estimators import _accuracy
+
+    y = np.array([0, 1, 2, 1])
+    weights = np.array([1.0, 2.0, 0.5, 1.0])
+    pred = np.array([0, 2, 2, 1])
+    assert _accuracy(y, pred, weights) == accuracy_score(y, pred, sample_weight=weights)
+    assert _accuracy(["a", "b"], np.array(["a", "a"])) == 0.5
+    assert _accuracy(np.eye(3, dtype=int), np.eye(3, dtype=int)[::-1]) == accuracy_score(
+        np.eye(3, dtype=int), np.eye(3, dtype=int)[::-1])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        _accuracy(y, pred[:3])
+    with pytest.raises(ValueError, match="continuous"):
+        _accuracy(np.array([0.5, 1.0, 0.0, 2.0]), pred)
+
+
+@pytest.mark.parametrize("labels", ["int", "str", "multilabel"])
+def test_score_is_the_accuracy_of_predict(labels):
+    from sklearn.metrics import accuracy_score
+
+    y = {"int": yc, "str": np.array(["ant", "bee", "cat"])[yc],
+         "multilabel": np.stack([yc == 0, yc == 1], axis=1).astype(int)}[labels]
+    clf = BPClassifier(**STOCH).fit(Xc, y)
+    weights = np.linspace(0.5, 2.0, len(yc))
+    assert clf.score(Xc, y) == accuracy_score(y, clf.predict(Xc))
+    assert clf.score(Xc, y, weights) == accuracy_score(y, clf.predict(Xc), sample_weight=weights)
+    assert clf.score(Xc[:10], y[:10]) == accuracy_score(y[:10], clf.predict(Xc[:10]))
+
+
+@pytest.mark.parametrize("options", [dict(neg_label=-1), dict(pos_label=2), dict(sparse_output=True)])
+def test_binarizers_of_other_options_encode_as_they_do(options):
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp.estimators import _binarize
+
+    y = np.array([0, 1, 2, 1, 0])
+    lb = LabelBinarizer(**options).fit(y)
+    expected = lb.transform(y).astype(bool)
+    got = _binarize(lb, y)
+    assert type(got) is type(expected)
+    assert_array_equal(got.toarray() if options.get("sparse_output") else got,
+                       expected.toarray() if options.get("sparse_output") else expected)
+
+
+@pytest.mark.parametrize("classes", [np.array([3, 7]), np.array(["no", "yes"]),
+                                     np.array([0, 1, 2, 5]), np.array(["a", "b", "c"])])
+def test_scores_are_decoded_as_label_binarizer_decodes_them(classes):
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp.estimators import _decode
+
+    lb = LabelBinarizer().fit(classes)
+    rng = np.random.default_rng(0)
+    shape = (40,) if len(classes) == 2 else (40, len(classes))
+    scores = rng.random(shape).astype(np.float32)
+    scores[:4] = 0.5  # on the threshold; ties (the first arg-max wins)
+    scores[5] = np.nan
+    expected = lb.inverse_transform(scores)
+    got = _decode(lb, scores)
+    assert got.dtype == expected.dtype
+    assert_array_equal(got, expected)
+
+
+def test_multilabel_scores_are_decoded_by_label_binarizer():
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp.estimators import _decode
+
+    lb = LabelBinarizer().fit(np.array([[1, 0, 1], [0, 1, 0]]))
+    scores = np.array([[0.9, 0.2, 0.6], [0.1, 0.7, 0.4]])
+    assert_array_equal(_decode(lb, scores), lb.inverse_transform(scores))
