@@ -29,7 +29,8 @@ threads"):
   thread whose thread got less than ``CROWDED`` of a core (CPU time / wall
   time) shows that no core is free: more threads would collapse, so they are
   neither explored nor probed while it stays so. That, or a collapse seen by
-  any key, makes new keys start at the count that won (one thread) instead
+  a key that also found no free core (any collapse where no CPU clock can
+  tell), makes new keys start at the count that won (one thread) instead
   of exploring, and keys that learned before switch to it, for
   ``EVIDENCE_FOR`` seconds or until a key sees more threads win.
 * While the winner runs, its time per unit is followed (a moving average). A
@@ -456,6 +457,8 @@ class BlasThreads:
             if generation != self._generation or len(self._active) > 1:
                 return  # another thread's session overlapped this chunk
             now = self.clock()
+            if judged:
+                stats.crowded = crowded
             if stats.queue and stats.queue[0] == n:
                 stats.queue.pop(0)
                 old = stats.round.get(n)
@@ -472,8 +475,6 @@ class BlasThreads:
                     self._finish_round(stats, now)
                     self._learn(stats, now)
             elif n == stats.best:
-                if judged:
-                    stats.crowded = crowded
                 if crowded:
                     self._evidence = (now, 1)
                 stats.avg = (per_unit if stats.avg is None else
@@ -541,7 +542,12 @@ class BlasThreads:
     def _learn(self, stats, now):
         """After a round (under the lock): keep what it says about the
         machine for other keys."""
-        if stats.collapsed is not None:
+        if stats.collapsed is not None and (self.cpu_clock is None or stats.crowded):
+            # More threads collapsing says something about the machine only
+            # when one thread found no free core either: on a machine with a
+            # free core it is this work's shape (tiny products on two threads
+            # at batch 32), and other keys explore for themselves. Without a
+            # CPU clock there is no telling, so it counts for the machine.
             self._evidence = (now, stats.collapsed)
         elif self._evidence is not None and stats.best > self._evidence[1]:
             self._evidence = None  # more threads won: a core is free again

@@ -750,6 +750,22 @@ def test_no_free_core_for_one_thread_means_more_threads_are_not_tried():
     assert used == [1, 2, 2]      # the chunk that saw it, the probe, the winner
 
 
+def test_a_collapse_with_a_free_core_stays_with_its_own_work():
+    # Idle machine (one thread gets a whole core): tiny products at batch 32
+    # run slower on 2 threads than on one. That is their shape, not a busy
+    # machine: a larger product's key must still explore and take 2 threads.
+    lib = FakeLibrary(2)
+    policy, clock, cpu = make_policy_with_cpu(lib, share=1.0)
+
+    def tiny(n):
+        return {1: 1.0, 2: 3.0}[n] * MS
+
+    run_chunks(policy, clock, lib, tiny, 6, key="batch32")
+    assert run_chunks(policy, clock, lib, tiny, 1, key="batch32") == [1]
+    used = run_chunks(policy, clock, lib, idle, 6, key="batch256")
+    assert used[:2] == [1, 2] and used[-1] == 2
+
+
 def test_the_cpu_clock_is_read_only_around_chunks_on_one_thread():
     lib = FakeLibrary(2)
     policy, clock = make_policy(lib)
