@@ -299,7 +299,7 @@ def format_report(report, header=True, use_rich=None):
                ("% of X", "pct", ".1f"), ("fit s", "seconds", ".2f")])
     if report["threading"]:
         lines.append("")
-        lines.append("Threading (BLAS limited to 1 thread per fit):")
+        lines.append("Threading (no BLAS thread setting: the thread policy decides):")
         table(report["threading"],
               [("case", "case", None), ("backend", "backend", None),
                ("serial s", "serial_s", ".3f"), ("parallel s", "parallel_s", ".3f"),
