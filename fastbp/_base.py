@@ -770,6 +770,13 @@ default=None
         # The weights first: a coefs_[i] the user assigned with the wrong
         # shape is reported as such, not as a problem of X.
         net, params = self._current()
+        X = self._predict_input(X, params.dtype, check_input)
+        return get_backend(self.backend).forward(net, params, X, logits=logits)
+
+    def _predict_input(self, X, dtype, check_input=True):
+        """X checked against the fitted model (unless ``check_input`` is
+        False) and made what the backends take: C-contiguous or CSR, in the
+        model's ``dtype``."""
         if check_input:
             check_sparse_structure(X)  # before any scipy routine walks its indptr
             X = validate_data(
@@ -777,10 +784,8 @@ default=None
                 dtype=(np.float64, np.float32),
             )
         if sp.issparse(X):
-            X = sp.csr_matrix(X, dtype=params.dtype)
-        else:
-            X = np.ascontiguousarray(X, dtype=params.dtype)
-        return get_backend(self.backend).forward(net, params, X, logits=logits)
+            return sp.csr_matrix(X, dtype=dtype)
+        return np.ascontiguousarray(X, dtype=dtype)
 
     # --------------------------------------------------------- transform
     def _transform_layer_index(self, n_hidden):
@@ -832,15 +837,7 @@ default=None
         check_is_fitted(self)
         net, params = self._current()
         layer = self._transform_layer_index(net.n_layers - 2)
-        check_sparse_structure(X)  # before any scipy routine walks its indptr
-        X = validate_data(
-            self, X, accept_sparse=["csr", "csc"], reset=False,
-            dtype=(np.float64, np.float32),
-        )
-        if sp.issparse(X):
-            X = sp.csr_matrix(X, dtype=params.dtype)
-        else:
-            X = np.ascontiguousarray(X, dtype=params.dtype)
+        X = self._predict_input(X, params.dtype)
         return _hidden_activations(net, params, X, layer)
 
     def _score_with_function(self, X, y, sample_weight, score_function):
