@@ -39,6 +39,25 @@ def _forward_block(net):
     return int(min(max(_FORWARD_BLOCK_WORK // net.n_coefs, lo), hi))
 
 
+def _chunked(session, n, step):
+    """The offsets ``0, step, 2 step, ...`` below ``n``, driven in chunks:
+    ``session.begin()`` before each chunk of about ``_CHUNK_SECONDS`` (at
+    least one unit of work: the caller's loop body for one offset) and
+    ``session.end(units)`` after it, as the compiled chunk kernels do."""
+    start = 0
+    while start < n:
+        session.begin()
+        t0 = time.perf_counter()
+        units = 0
+        while start < n and (
+            units == 0 or time.perf_counter() - t0 < _CHUNK_SECONDS
+        ):
+            yield start
+            start += step
+            units += 1
+        session.end(units)
+
+
 def _dot(A, B):
     if sp.issparse(A):
         return np.asarray(A @ B)
@@ -253,22 +272,12 @@ def forward(net, params, X, logits=False):
             session.end(1)
         return out
     out = np.empty((n, _input.n_outputs(net)), dtype=net.dtype)
-    start = 0
     with _input.session(net, "forward", block) as session:
-        while start < n:
-            session.begin()
-            t0 = time.perf_counter()
-            units = 0
-            while start < n and (
-                units == 0 or time.perf_counter() - t0 < _CHUNK_SECONDS
-            ):
-                stop = start + block
-                out[start:stop] = _predict_block(
-                    net, coefs, intercepts, X[start:stop], logits
-                )
-                start = stop
-                units += 1
-            session.end(units)
+        for start in _chunked(session, n, block):
+            stop = start + block
+            out[start:stop] = _predict_block(
+                net, coefs, intercepts, X[start:stop], logits
+            )
     return out
 
 
@@ -315,25 +324,15 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size, 
     masks = None
     grad = np.empty_like(params)
     accumulated = 0.0
-    start = 0
     with _input.session(net, "train_epoch", min(batch_size, n)) as session:
-        while start < n:
-            session.begin()
-            t0 = time.perf_counter()
-            units = 0
-            while start < n and (
-                units == 0 or time.perf_counter() - t0 < _CHUNK_SECONDS
-            ):
-                idx = order[start : start + batch_size]
-                sw = None if sample_weight is None else sample_weight[idx]
-                if rng is not None:
-                    masks = _draw_masks(rng, net, len(idx), dropout.rates)
-                loss = _loss_grad_into(
-                    net, params, X[idx], Y[idx], sw, hyper.alpha, grad, masks
-                )
-                accumulated += loss * len(idx)
-                step(params, grad, opt_state, hyper, net.n_coefs)
-                start += batch_size
-                units += 1
-            session.end(units)
+        for start in _chunked(session, n, batch_size):
+            idx = order[start : start + batch_size]
+            sw = None if sample_weight is None else sample_weight[idx]
+            if rng is not None:
+                masks = _draw_masks(rng, net, len(idx), dropout.rates)
+            loss = _loss_grad_into(
+                net, params, X[idx], Y[idx], sw, hyper.alpha, grad, masks
+            )
+            accumulated += loss * len(idx)
+            step(params, grad, opt_state, hyper, net.n_coefs)
     return accumulated / n
