@@ -33,6 +33,17 @@ threads"):
   tell), makes new keys start at the count that won (one thread) instead
   of exploring, and keys that learned before switch to it, for
   ``EVIDENCE_FOR`` seconds or until a key sees more threads win.
+* Before a chunk on more than one thread, the machine's load is read
+  (Linux: runnable threads of other processes, ``/proc``). When other
+  processes leave fewer cores than the count, the chunk runs on as many
+  threads as there are cores left (one, when a single core is left), and is
+  not measured: a chunk on a core another process holds stalls every
+  product, and OpenBLAS's thread then spins on for ~0.15 s, slowing the
+  chunks after it (one such chunk and its aftermath cost a one-epoch fit at
+  batch 256 ~40% with one busy process on two cores). Exploring or probing
+  that count waits until the cores are free; a winner at that count resumes
+  then. Other processes' threads count even when they run at a low
+  priority (``nice``), though they would then take little from ours.
 * While the winner runs, its time per unit is followed (a moving average). A
   probe round (one chunk on each neighbour, half and twice the count) comes
   after ``PROBE_AFTER`` seconds, then after twice as long each time probing
@@ -52,6 +63,10 @@ threads"):
   most, and chunks that overlap another thread's session are not measured;
   so for ``CONCURRENT_LINGER`` seconds after the last overlap (between two
   fits of a grid search, one thread's fit runs alone for a moment).
+  A session in a worker thread starts sharing the cores with the other
+  worker threads alive for its first ``NEWCOMER_WAIT`` seconds: the fits
+  of a thread pool start some milliseconds apart, and the first one must
+  not take every core meanwhile.
 
 The BLAS thread count is process-wide state shared by every thread. The
 user's setting is read once, under a lock, when the first session of the
@@ -120,6 +135,16 @@ SETTLE = 0.3
 # GridSearchCV between two others) still shares them: it would otherwise set
 # all threads for itself while the next fit of the other thread starts.
 CONCURRENT_LINGER = 0.5
+# A session in a worker thread (not the main thread) while other worker
+# threads are alive shares the cores with them for its first this many
+# seconds, as if their sessions were open: the fits of a thread pool
+# (GridSearchCV with joblib's threading backend, two threading.Threads)
+# start a few to ~30 ms apart, and the first would otherwise take every
+# core for its first chunks and leave OpenBLAS's thread spinning beside
+# both fits for ~0.15 s (measured, two 1-epoch fits on 10,000 rows in two
+# threads: 0.14-0.17 s without this, 0.09-0.10 s with it; one after the
+# other 0.15-0.16 s). A lone fit in a worker thread is not affected.
+NEWCOMER_WAIT = 0.1
 # A chunk on one thread whose thread got less than this share of the chunk's
 # wall time on a core (its CPU time / wall time) ran on a machine with no
 # free core: more threads would collapse (measured on 2 cores: 0.99-1.00
@@ -245,9 +270,13 @@ class BlasThreads:
     tests."""
 
     def __init__(self, clock=time.perf_counter, libraries=scan_libraries,
-                 cpu_clock=None):
+                 cpu_clock=None, others_running=None, cores=None):
         self.clock = clock
         self.cpu_clock = cpu_clock  # the calling thread's CPU time, or None
+        # threads of other processes runnable now (an int, None when it
+        # cannot be told), on a machine of ``cores`` cores; None: not known
+        self.others_running = others_running
+        self.cores = cores if cores is not None else _usable_cores()
         self._scan = libraries
         self._lock = threading.Lock()
         self._libraries = None
@@ -401,6 +430,8 @@ class BlasThreads:
         with self._lock:
             concurrent = self._sharing_threads()
             generation = self._generation
+        if concurrent <= 1:
+            concurrent = self._newcomer_sharing(session)
         if concurrent > 1:
             stats = self._stats.get(session.stats_key)
             best = stats.best if stats is not None and stats.best else bound
@@ -427,9 +458,41 @@ class BlasThreads:
                     and not (stats.crowded and stats.best == 1)):
                 self._start_probe(stats, session.candidates)
             n = stats.queue[0] if stats.queue else stats.best
+        if n > 1:
+            room = self._room()
+            if room is not None and room < n:
+                # No core for n threads now: fewer, not measured (they would
+                # say nothing about n; an exploration or probe of n waits
+                # until the cores are free, a winner at n resumes then).
+                n = max(c for c in session.candidates if c <= room)
+                return min(n, cap or n), None
         if cap is not None and cap < n:
             return cap, None
         return n, (stats, n, generation)
+
+    def _room(self):
+        """How many threads of this process can have a core each now (the
+        cores less the threads other processes keep runnable), or None."""
+        if self.others_running is None or not self.cores:
+            return None
+        try:
+            others = self.others_running()
+        except Exception:  # never fail a fit over the machine's load
+            return None
+        if others is None:
+            return None
+        return max(1, self.cores - others)
+
+    def _newcomer_sharing(self, session):
+        """How many threads a young session in a worker thread shares the
+        cores with (see NEWCOMER_WAIT): the worker threads alive, or 1."""
+        if self.clock() - session.started >= NEWCOMER_WAIT:
+            return 1
+        main = threading.main_thread()
+        if threading.current_thread() is main:
+            return 1
+        workers = threading.active_count() - (1 if main.is_alive() else 0)
+        return workers if workers > 1 else 1
 
     def _hint(self, candidates, now):
         """The count to start from after a recent collapse (under the lock),
@@ -555,7 +618,8 @@ class BlasThreads:
 
 class _Session:
     __slots__ = ("_owner", "key", "bound", "fixed", "candidates", "stats_key",
-                 "_forced", "_measuring", "_start", "_cpu_start", "threads")
+                 "_forced", "_measuring", "_start", "_cpu_start", "threads",
+                 "started")
 
     def __init__(self, owner, key, largest_gemm, threads):
         self._owner = owner
@@ -571,8 +635,10 @@ class _Session:
         self._start = None
         self._cpu_start = None
         self.threads = None   # the count of the current chunk
+        self.started = None   # when the session was entered
 
     def __enter__(self):
+        self.started = self._owner.clock()
         self.bound = self._owner._enter(self._forced)
         if self.fixed is not None:
             self.fixed = max(1, min(int(self.fixed), max(self.bound, 1)))
@@ -634,7 +700,59 @@ def _thread_cpu_clock():
     return None
 
 
-_policy = BlasThreads(cpu_clock=_thread_cpu_clock())
+def _usable_cores():
+    """Cores this process may run on (its affinity mask where known)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _others_running_reader(proc="/proc"):
+    """A callable returning how many threads of *other* processes are
+    runnable at this instant, or None where that cannot be read.
+
+    Linux: the kernel's count of runnable threads (``/proc/loadavg``, 4th
+    field, machine-wide) less this process's own threads in state R
+    (``/proc/self/task/*/stat``: the caller, and OpenBLAS's threads while
+    they spin). Costs ~30 us, read only before a chunk that would run on
+    more than one thread. Not used when this process may run on fewer cores
+    than the machine has (an affinity mask, a cpuset): the count is then
+    the whole machine's, not that of our cores."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        if len(os.sched_getaffinity(0)) != os.cpu_count():
+            return None
+    except (AttributeError, OSError):
+        return None
+
+    def others_running():
+        try:
+            with open(f"{proc}/loadavg", "rb") as f:
+                running = int(f.read().split()[3].split(b"/")[0])
+            own = 0
+            for tid in os.listdir(f"{proc}/self/task"):
+                try:
+                    with open(f"{proc}/self/task/{tid}/stat", "rb") as f:
+                        stat = f.read()
+                except OSError:  # the thread ended meanwhile
+                    continue
+                # the state follows the command name, which is in parentheses
+                end = stat.rfind(b")")
+                if end >= 0 and stat[end + 2:end + 3] == b"R":
+                    own += 1
+        except (OSError, ValueError, IndexError):
+            return None
+        return max(0, running - own)
+
+    if others_running() is None:
+        return None
+    return others_running
+
+
+_policy = BlasThreads(cpu_clock=_thread_cpu_clock(),
+                      others_running=_others_running_reader())
 
 
 def forced_threads():

@@ -824,3 +824,202 @@ def test_the_thread_cpu_clock_is_not_used_where_it_counts_in_ticks(monkeypatch):
     assert bt._thread_cpu_clock() is None
     monkeypatch.setattr(bt.sys, "platform", "linux")
     assert bt._thread_cpu_clock() in (bt.time.thread_time, None)
+
+
+# --------------------------------- other processes holding the cores now
+class FakeLoad:
+    """Threads of other processes runnable now; counts every read."""
+
+    def __init__(self, others):
+        self.others = others
+        self.reads = 0
+
+    def __call__(self):
+        self.reads += 1
+        return self.others
+
+
+def make_policy_with_load(lib, others, cores=2):
+    clock = FakeClock()
+    load = FakeLoad(others)
+    policy = bt.BlasThreads(clock=clock, libraries=lambda: [lib.library()],
+                            others_running=load, cores=cores)
+    return policy, clock, load
+
+
+def test_no_core_for_a_second_thread_means_it_is_not_run_until_one_is_free():
+    # One busy process on two cores: a second BLAS thread would share a core
+    # with it and stall every product. Not run at all, not even to explore;
+    # the exploration resumes as soon as a core is free.
+    lib = FakeLibrary(2)
+    policy, clock, load = make_policy_with_load(lib, others=1)
+    with policy.session("k", BIG) as s:
+        assert run_chunks(policy, clock, lib, busy, 50, session=s) == [1] * 50
+        load.others = 0
+        used = run_chunks(policy, clock, lib, idle, 6, session=s)
+    assert used[:3] == [2, 1, 2] and used[-1] == 2   # the rest of [1, 2, 1, 2]
+    assert lib.n == 2                                 # the user's setting back
+
+
+def test_a_winner_on_two_threads_runs_one_while_another_process_holds_a_core():
+    # Learned idle, then a core becomes busy: the very next chunk runs on one
+    # thread (no collapsed chunk first), and two again once it is free.
+    lib = FakeLibrary(2)
+    policy, clock, load = make_policy_with_load(lib, others=0)
+    assert run_chunks(policy, clock, lib, idle, 6)[-1] == 2
+    load.others = 1
+    assert run_chunks(policy, clock, lib, busy, 20) == [1] * 20
+    load.others = 0
+    assert run_chunks(policy, clock, lib, idle, 3) == [2, 2, 2]
+
+
+def test_the_room_left_by_other_processes_caps_larger_counts():
+    lib = FakeLibrary(8)
+    policy, clock, load = make_policy_with_load(lib, others=5, cores=8)
+    used = run_chunks(policy, clock, lib, lambda n: MS / n, 40)
+    assert max(used) == 2                             # 8 cores - 5 others = 3 -> 2
+
+
+def test_the_load_is_read_only_before_chunks_on_more_than_one_thread():
+    lib = FakeLibrary(2)
+    policy, clock, load = make_policy_with_load(lib, others=0)
+
+    def small(n):          # a second thread loses a little
+        return {1: 1.0, 2: 1.3}[n] * MS
+
+    assert run_chunks(policy, clock, lib, small, 4) == [1, 2, 1, 2]
+    assert load.reads == 2
+    assert run_chunks(policy, clock, lib, small, 20) == [1] * 20   # no probe due
+    assert load.reads == 2
+
+
+@pytest.mark.parametrize("reading", [None, "raises"])
+def test_a_load_that_cannot_be_read_leaves_the_policy_to_measure(reading):
+    lib = FakeLibrary(2)
+
+    def load():
+        if reading == "raises":
+            raise OSError("no /proc")
+        return None
+
+    clock = FakeClock()
+    policy = bt.BlasThreads(clock=clock, libraries=lambda: [lib.library()],
+                            others_running=load, cores=2)
+    assert run_chunks(policy, clock, lib, idle, 6)[:4] == [1, 2, 1, 2]
+
+
+def _fake_proc(root, loadavg, states):
+    (root / "self" / "task").mkdir(parents=True)
+    (root / "loadavg").write_text(loadavg)
+    for tid, state in enumerate(states, start=100):
+        (root / "self" / "task" / str(tid)).mkdir()
+        # a command name with a space and a parenthesis, as threads may have
+        (root / "self" / "task" / str(tid) / "stat").write_text(
+            f"{tid} (py (worker) x) {state} 1 1 1 0 -1 4194560 0 0\n")
+
+
+def test_the_reader_counts_runnable_threads_less_this_process_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(bt.sys, "platform", "linux")
+    monkeypatch.setattr(bt.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(bt.os, "cpu_count", lambda: 4)
+    _fake_proc(tmp_path, "0.50 0.40 0.30 5/312 4242\n", ["R", "S", "R", "S"])
+    read = bt._others_running_reader(str(tmp_path))
+    assert read() == 3                                # 5 runnable, 2 of them ours
+    (tmp_path / "loadavg").write_text("0.50 0.40 0.30 1/312 4242\n")
+    assert read() == 0                                # never below zero
+
+
+def test_the_reader_is_not_used_where_the_count_is_not_our_cores(tmp_path, monkeypatch):
+    _fake_proc(tmp_path, "0.50 0.40 0.30 5/312 4242\n", ["R"])
+    monkeypatch.setattr(bt.sys, "platform", "linux")
+    monkeypatch.setattr(bt.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(bt.os, "cpu_count", lambda: 4)     # a cpuset of 2 of 4
+    assert bt._others_running_reader(str(tmp_path)) is None
+    monkeypatch.setattr(bt.os, "cpu_count", lambda: 2)
+    assert bt._others_running_reader(str(tmp_path / "missing")) is None
+    monkeypatch.setattr(bt.sys, "platform", "darwin")
+    assert bt._others_running_reader(str(tmp_path)) is None
+
+
+@pytest.mark.skipif(bt._others_running_reader() is None,
+                    reason="no /proc load reading on this platform")
+def test_the_reader_sees_a_busy_process_beside_this_one():
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nprint(1, flush=True)\nwhile True: pass"],
+        stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()                       # it runs
+        read = bt._others_running_reader()
+        seen = []
+        for _ in range(50):
+            seen.append(read())
+            time.sleep(0.002)
+        assert max(seen) >= 1
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+
+
+# ------------------------------------- fits of a thread pool starting apart
+def _in_worker_thread(fn, other_workers):
+    """Run ``fn`` in a new thread while ``other_workers`` more threads are
+    alive (blocked); return what it returned."""
+    release = threading.Event()
+    others = [threading.Thread(target=release.wait) for _ in range(other_workers)]
+    for t in others:
+        t.start()
+    out = []
+    try:
+        worker = threading.Thread(target=lambda: out.append(fn()))
+        worker.start()
+        worker.join()
+    finally:
+        release.set()
+        for t in others:
+            t.join()
+    return out[0]
+
+
+def _newcomer_run(policy, clock, lib):
+    with policy.session("k", BIG) as s:
+        young = run_chunks(policy, clock, lib, idle, 5, session=s)
+        clock.t += bt.NEWCOMER_WAIT
+        grown = run_chunks(policy, clock, lib, idle, 6, session=s)
+    return young, grown
+
+
+def test_a_fit_in_a_worker_thread_shares_the_cores_while_other_workers_start():
+    # GridSearchCV(n_jobs=2) with threads: the first fit must not take both
+    # cores while the second one is a few ms from starting.
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    young, grown = _in_worker_thread(lambda: _newcomer_run(policy, clock, lib), 1)
+    assert young == [1] * 5                     # 5 chunks within NEWCOMER_WAIT
+    assert grown[:4] == [1, 2, 1, 2]            # then on its own: explores
+    assert lib.n == 2
+
+
+def test_a_lone_fit_in_a_worker_thread_does_not_wait_for_others():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    young, _ = _in_worker_thread(lambda: _newcomer_run(policy, clock, lib), 0)
+    assert young[:4] == [1, 2, 1, 2]
+
+
+def test_a_fit_in_the_main_thread_does_not_wait_for_worker_threads():
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)   # e.g. a dashboard's thread
+    other.start()
+    try:
+        young, _ = _newcomer_run(policy, clock, lib)
+    finally:
+        release.set()
+        other.join()
+    assert young[:4] == [1, 2, 1, 2]
