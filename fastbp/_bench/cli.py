@@ -245,19 +245,21 @@ class _Run:
         def maker(b):
             return lambda: make_classifier(b, cfg["hidden"], batch_size=256, max_iter=1)
 
+        def row(case, kind, b, serial, serial_1t, parallel):
+            return {"case": case, "backend": BACKEND_LABELS[b], "backend_key": b,
+                    "kind": kind, "serial_s": serial, "serial_1t_s": serial_1t,
+                    "parallel_s": parallel, "speedup": serial / parallel,
+                    "speedup_vs_1t": serial_1t / parallel}
+
         for b in own:
-            serial, threaded = two_fits_threads(maker(b), Xt, yt)
-            self.report["threading"].append({
-                "case": f"2 fits, 2 threads ({cfg['thread_rows']} rows)",
-                "backend": BACKEND_LABELS[b], "backend_key": b, "kind": "two_fits",
-                "serial_s": serial, "parallel_s": threaded, "speedup": serial / threaded})
+            self.report["threading"].append(row(
+                f"2 fits, 2 threads ({cfg['thread_rows']} rows)", "two_fits", b,
+                *two_fits_threads(maker(b), Xt, yt)))
         Xg, yg = Xt[: cfg["grid_rows"]], yt[: cfg["grid_rows"]]
         for b in own:
-            one, two = gridsearch_threads(maker(b), Xg, yg, {"alpha": [1e-4, 1e-3]})
-            self.report["threading"].append({
-                "case": f"GridSearchCV 2x2 folds ({cfg['grid_rows']} rows)",
-                "backend": BACKEND_LABELS[b], "backend_key": b, "kind": "gridsearch",
-                "serial_s": one, "parallel_s": two, "speedup": one / two})
+            self.report["threading"].append(row(
+                f"GridSearchCV 2x2 folds ({cfg['grid_rows']} rows)", "gridsearch", b,
+                *gridsearch_threads(maker(b), Xg, yg, {"alpha": [1e-4, 1e-3]})))
 
     def finish(self):
         best = self.report["gemm"][self.dtype.name]["gflops"]

@@ -93,16 +93,32 @@ def _no_blas_setting():
     return contextlib.nullcontext()
 
 
+def _one_blas_thread():
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
 def two_fits_threads(make, X, y):
-    """(serial seconds, threaded seconds) of two fits, with no BLAS thread
-    setting (each library's own thread policy decides)."""
-    with _no_blas_setting(), quiet():
+    """(serial seconds, serial seconds on one BLAS thread, threaded seconds)
+    of two fits. The serial and threaded runs have no BLAS thread setting
+    (each library's own thread policy decides). The one-thread serial run
+    comes between them: it is the yardstick of the threads' own parallelism,
+    and it lets OpenBLAS's threads, left spinning by the serial run's last
+    multi-thread products, go idle (~0.15 s) before the threads start."""
+    with quiet():
         a, b = make(), make()
         a.fit(X[:64], y[:64])  # warm-up imports and caches
-        t = time.perf_counter()
-        a.fit(X, y)
-        b.fit(X, y)
-        serial = time.perf_counter() - t
+        with _no_blas_setting():
+            t = time.perf_counter()
+            a.fit(X, y)
+            b.fit(X, y)
+            serial = time.perf_counter() - t
+        with _one_blas_thread():
+            t = time.perf_counter()
+            make().fit(X, y)
+            make().fit(X, y)
+            serial_1t = time.perf_counter() - t
         errors = []
 
         def run(est):
@@ -112,28 +128,31 @@ def two_fits_threads(make, X, y):
                 errors.append(exc)
 
         threads = [threading.Thread(target=run, args=(est,)) for est in (make(), make())]
-        t = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        threaded = time.perf_counter() - t
+        with _no_blas_setting():
+            t = time.perf_counter()
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            threaded = time.perf_counter() - t
         if errors:
             raise errors[0]
-    return serial, threaded
+    return serial, serial_1t, threaded
 
 
 def gridsearch_threads(make, X, y, param_grid, cv=2):
-    """(n_jobs=1 seconds, n_jobs=2 threading seconds) of a GridSearchCV, with
-    no BLAS thread setting."""
+    """(n_jobs=1 seconds, n_jobs=1 seconds on one BLAS thread, n_jobs=2
+    threading seconds) of a GridSearchCV, in that order; no BLAS thread
+    setting but in the second (see :func:`two_fits_threads`)."""
     from joblib import parallel_config
     from sklearn.model_selection import GridSearchCV
 
     out = []
-    with _no_blas_setting(), quiet():
-        for n_jobs in (1, 2):
+    with quiet():
+        for n_jobs, limit in ((1, _no_blas_setting), (1, _one_blas_thread),
+                              (2, _no_blas_setting)):
             gs = GridSearchCV(make(), param_grid, cv=cv, n_jobs=n_jobs, refit=False)
-            with parallel_config(backend="threading"):
+            with parallel_config(backend="threading"), limit():
                 t = time.perf_counter()
                 gs.fit(X, y)
                 out.append(time.perf_counter() - t)

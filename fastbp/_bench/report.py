@@ -303,7 +303,9 @@ def format_report(report, header=True, use_rich=None):
         table(report["threading"],
               [("case", "case", None), ("backend", "backend", None),
                ("serial s", "serial_s", ".3f"), ("parallel s", "parallel_s", ".3f"),
-               ("speed-up", "speedup", ".2f")])
+               ("speed-up", "speedup", ".2f"),
+               ("serial s, 1 BLAS thread", "serial_1t_s", ".3f"),
+               ("speed-up over it", "speedup_vs_1t", ".2f")])
     lines.append("")
     if report.get("reliable", True):
         lines.append("Targets (docs/performance.md; reported, not enforced):")
