@@ -55,6 +55,9 @@ _SHARED_PARAMS = (
     "beta_2", "epsilon", "n_iter_no_change", "max_fun",
 )
 
+# learning_rate schedules scikit-learn's MLP has.
+_SKLEARN_LEARNING_RATES = ("constant", "invscaling", "adaptive")
+
 # Fitted attributes copied as they are (when present).
 _FITTED_ATTRS = (
     "n_layers_", "n_outputs_", "n_iter_", "t_", "loss_", "best_loss_",
@@ -123,9 +126,10 @@ def to_sklearn(estimator):
     -----
     Only the fitted weights matter: a model trained with options
     scikit-learn's MLP lacks (``init``, ``dropout``, ``weight_decay``,
-    ``max_grad_norm``, ``class_weight``, ...) converts, and predicts as it
-    does. Those options are not carried over, so refitting the converted
-    model trains without them.
+    ``max_grad_norm``, ``class_weight``, ``learning_rate="cosine"``, ...)
+    converts, and predicts as it does. Those options are not carried over
+    (the cosine schedule becomes scikit-learn's default, "constant"), so
+    refitting the converted model trains without them.
 
     A :class:`~fastbp.BPRegressor` with an output activation other than
     scikit-learn's default (identity for squared error, exp for poisson)
@@ -160,6 +164,10 @@ def to_sklearn(estimator):
 
     params = {p: getattr(estimator, p) for p in _SHARED_PARAMS}
     params["activation"] = activation
+    if params["learning_rate"] not in _SKLEARN_LEARNING_RATES:
+        # a schedule scikit-learn lacks ("cosine"): like the other training
+        # options it lacks, not carried over (refit would reject it)
+        params["learning_rate"] = "constant"
     if is_classifier(estimator):
         mlp = MLPClassifier(**params)
     else:

@@ -90,6 +90,20 @@ def test_training_options_sklearn_lacks_do_not_block_conversion(data):
     assert_allclose(mlp.predict_proba(X), clf.predict_proba(X), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("learning_rate", ["cosine", "adaptive"])
+def test_the_converted_model_refits_in_scikit_learn(data, learning_rate):
+    # A schedule scikit-learn lacks is not carried over (its default is);
+    # one it has is. Either way the converted model's own fit accepts it.
+    X, y = data
+    clf = BPClassifier((8,), solver="sgd", learning_rate=learning_rate, max_iter=5,
+                       random_state=0).fit(X, y)
+    mlp = clf.to_sklearn()
+    expected = "constant" if learning_rate == "cosine" else learning_rate
+    assert mlp.get_params()["learning_rate"] == expected
+    assert_array_equal(mlp.predict(X), clf.predict(X))
+    mlp.set_params(max_iter=3).fit(X, y)
+
+
 @pytest.mark.parametrize("init", ["he_normal", "lecun_normal"])
 def test_regressor_with_another_init_converts(init):
     X, y = make_regression(n_samples=80, n_features=4, random_state=0)
