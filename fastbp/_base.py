@@ -860,18 +860,16 @@ def _hidden_activations(net, params, X, layer):
     The NumPy backend's training forward pass (``_numpy_backend._forward``,
     which applies each layer's activation and maxout's max, exactly as
     training does), in blocks of rows as its predict path; the layers after
-    ``layer`` are computed and dropped.
+    ``layer`` are not computed.
     """
     coefs, intercepts = net.views(params)
     n = X.shape[0]
     out = np.empty((n, net.layer_units[layer + 1]), dtype=net.dtype)
     block = _numpy_backend._forward_block(net)
-    # The output layer may overflow (e.g. "exp") on rows whose hidden
-    # activations are fine; only the hidden layer is returned.
-    with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, n, block):
-            Z, _, _ = _numpy_backend._forward(net, coefs, intercepts, X[start : start + block])
-            out[start : start + block] = Z[layer + 1]
+    for start in range(0, n, block):
+        Z, _, _ = _numpy_backend._forward(net, coefs, intercepts, X[start : start + block],
+                                          layers=layer + 1)
+        out[start : start + block] = Z[layer + 1]
     return out
 
 

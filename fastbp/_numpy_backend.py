@@ -119,8 +119,10 @@ def _hidden(net, i, H):
     return act.apply(name, H, net.negative_slope), kept
 
 
-def _forward(net, coefs, intercepts, X, masks=None):
-    """Forward pass keeping every layer (and what the backward pass needs).
+def _forward(net, coefs, intercepts, X, masks=None, layers=None):
+    """Forward pass keeping every layer (and what the backward pass needs);
+    ``layers``: compute only the first that many weight layers (hidden
+    layers only: ``transform``), else all.
 
     Returns ``(Z, args, H_L)``: ``Z[0] = X``, ``Z[l]`` the output of layer l;
     ``args[l]`` the maxout arg-max of layer l, f'(H_l) for gelu/silu, or
@@ -133,7 +135,7 @@ def _forward(net, coefs, intercepts, X, masks=None):
     Z = [X]
     args = [None]
     H_L = None
-    for i in range(L):
+    for i in range(L if layers is None else layers):
         # H_l = Z_{l-1} . W_l + b_l   (Z_{l-1} masked by dropout)
         H = _dot(_passed_on(Z, masks, i), coefs[i])
         H += intercepts[i]

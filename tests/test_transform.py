@@ -170,3 +170,20 @@ def test_network_is_a_feature_extractor_step_of_a_pipeline(data):
     assert logreg.n_features_in_ == 6
     assert_allclose(logreg.coef_, LogisticRegression().fit(net.transform(X), y).coef_)
     assert pipe.score(X, y) > 0.8
+
+
+def test_the_layers_after_the_chosen_one_are_not_computed(data, monkeypatch):
+    from fastbp import _numpy_backend
+
+    X, y = data
+    clf = BPClassifier((6, 5, 4), max_iter=5, transform_layer=0, random_state=0).fit(X, y)
+    computed = []
+    hidden = _numpy_backend._hidden
+
+    def spy(net, i, H):
+        computed.append(i)
+        return hidden(net, i, H)
+
+    monkeypatch.setattr(_numpy_backend, "_hidden", spy)
+    clf.transform(X)
+    assert computed == [0]
