@@ -60,7 +60,12 @@ def test_choices_come_from_the_package_tables():
     train = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices.values()
                  if a.prog.endswith("[train]"))
     by_dest = {a.dest: a for a in train._actions}
-    assert set(by_dest["activation"].choices) == set(HIDDEN_ACTIVATIONS) | set(ALIASES)
+    parse = by_dest["activation"].type
+    for name in set(HIDDEN_ACTIVATIONS) | set(ALIASES):   # every name, alone or in a list
+        assert parse(name) == name and parse(f"relu,{name}") == ["relu", name]
+        assert name in by_dest["activation"].help
+    with pytest.raises(Exception, match="unknown activation 'mish'"):
+        parse("mish")
     assert tuple(by_dest["backend"].choices) == BACKENDS
     assert set(by_dest["solver"].choices) == {"adam", "sgd", "lbfgs"}
 
@@ -105,6 +110,33 @@ def test_options_reach_the_model(capsys, tmp_path):
     assert model.backend_ == "numpy" and model.coefs_[0].dtype == np.float64
     assert not hasattr(model, "_skl_callbacks")  # the progress display is not saved
     assert "scikit-learn MLP" not in out
+
+
+def test_per_layer_activations_dropout_and_slope_reach_the_model(capsys, tmp_path):
+    path = tmp_path / "m.joblib"
+    code, out, err = run(capsys, "--hidden", "12,6", "--activation", "leaky_relu,swish",
+                         "--negative-slope", "0.2", "--dropout", "0.1,0", "--epochs", "2",
+                         "--backend", "numpy", "--no-progress", "--repeat", "1",
+                         "--save", str(path))
+    assert code == 0, err
+    model = joblib.load(path)
+    assert model.activation == ["leaky_relu", "swish"]
+    assert model.negative_slope == 0.2 and model.dropout == [0.1, 0.0]
+    assert "leaky_relu,swish negative_slope=0.2 dropout=0.1,0" in out
+    # scikit-learn's MLP has one activation for every layer: left out, saying why
+    assert "scikit-learn MLP: skipped (it applies one activation to every hidden layer" in out
+
+
+def test_dropout_leaves_scikit_learn_out_of_the_comparison(capsys):
+    code, out, err = run(capsys, "--hidden", "12", "--dropout", "0.2", "--epochs", "2",
+                         "--no-progress", "--repeat", "1")
+    assert code == 0, err
+    assert "scikit-learn MLP: skipped (no dropout in scikit-learn)" in out
+    code, out, err = run(capsys, "--hidden", "12,6", "--activation", "tanh,tanh", "--epochs", "2",
+                         "--no-progress", "--repeat", "1")
+    assert code == 0, err
+    assert "scikit-learn MLP  " in out or "scikit-learn MLP " in out  # one activation: compared
+    assert "skipped" not in out
 
 
 def test_progress_bar_prints_one_line_per_epoch_when_not_a_terminal(capsys):
@@ -222,7 +254,16 @@ ERRORS = [
     (["--hidden", "ten"], None, "--hidden"),
     (["--hidden", "64,,32"], None, "argument --hidden: wants positive layer sizes"),
     (["--hidden", "64,"], None, "--hidden"),
-    (["--activation", "mish"], None, "invalid choice"),
+    (["--activation", "mish"], None, "unknown activation 'mish'"),
+    (["--activation", "relu,,tanh"], None, "unknown activation ''"),
+    (["--hidden", "32,16", "--activation", "relu,tanh,elu"], None,
+     "--activation gives 3 values for 2 hidden layers"),
+    (["--dropout", "1"], None, "argument --dropout: wants rates in [0, 1)"),
+    (["--dropout", "-0.1"], None, "argument --dropout"),
+    (["--hidden", "32,16", "--dropout", "0.1,0.2,0.3"], None,
+     "--dropout gives 3 values for 2 hidden layers"),
+    (["--dropout", "0.2", "--solver", "lbfgs"], None, "--dropout needs --solver adam or sgd"),
+    (["--negative-slope", "-1"], None, "argument --negative-slope: expected a number >= 0"),
     (["--solver", "rmsprop"], None, "invalid choice"),
     (["--batch-size", "-3"], None, "--batch-size"),
     (["--epochs", "zero"], None, "positive integer"),

@@ -83,6 +83,50 @@ def fraction(text):
     return value
 
 
+def activation_names(text):
+    """``"relu"`` -> ``"relu"``; ``"relu,tanh"`` -> ``["relu", "tanh"]`` (one
+    per hidden layer); every name one of fastbp's hidden activations."""
+    from ..activations import ALIASES, HIDDEN_ACTIVATIONS
+
+    known = HIDDEN_ACTIVATIONS + tuple(ALIASES)
+    names = [s.strip() for s in text.split(",")]
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown activation {bad[0]!r} in {text!r}; wants one of "
+            f"{', '.join(known)}, or one per hidden layer like relu,tanh"
+        )
+    return names[0] if len(names) == 1 else names
+
+
+def dropout_rates(text):
+    """``"0.2"`` -> ``0.2``; ``"0.2,0.1"`` -> ``[0.2, 0.1]`` (one per hidden
+    layer); every rate in [0, 1)."""
+    rates = []
+    for part in text.split(","):
+        try:
+            rate = float(part)
+        except ValueError:
+            rate = -1.0
+        if not 0.0 <= rate < 1.0:
+            raise argparse.ArgumentTypeError(
+                f"wants rates in [0, 1), one or one per hidden layer like 0.2 or "
+                f"0.2,0.1; got {text!r}"
+            )
+        rates.append(rate)
+    return rates[0] if len(rates) == 1 else rates
+
+
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def column_list(text):
     """``"a,b"`` -> ``["a", "b"]``; no empty names."""
     names = [s.strip() for s in text.split(",")]

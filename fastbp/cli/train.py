@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 
 from .options import (
     UsageError,
+    activation_names,
     batch_size,
     categorical,
     check_plot_path,
     check_readable,
     check_save_path,
     column_list,
+    dropout_rates,
     fraction,
     hidden_sizes,
+    non_negative_float,
     positive_float,
     positive_int,
 )
@@ -47,9 +50,16 @@ def add_arguments(p):
     m = p.add_argument_group("model")
     m.add_argument("--hidden", type=hidden_sizes, default=(128,), metavar="N[,N...]",
                    help="hidden layer sizes, e.g. 128 or 256,128 (default: 128)")
-    m.add_argument("--activation", default="relu",
-                   choices=activations.HIDDEN_ACTIVATIONS + tuple(activations.ALIASES),
-                   help="hidden activation (default: relu)")
+    m.add_argument("--activation", type=activation_names, default="relu",
+                   metavar="NAME[,NAME...]",
+                   help="hidden activation, or one per hidden layer: "
+                        f"{', '.join(activations.HIDDEN_ACTIVATIONS + tuple(activations.ALIASES))} "
+                        "(default: relu)")
+    m.add_argument("--negative-slope", type=non_negative_float, default=0.01, metavar="S",
+                   help="slope of leaky_relu below zero (default: 0.01)")
+    m.add_argument("--dropout", type=dropout_rates, default=0.0, metavar="P[,P...]",
+                   help="dropout rate of the hidden layers, or one per hidden layer; "
+                        "adam / sgd only (default: 0, none)")
     m.add_argument("--solver", default="adam", choices=_solvers(),
                    help="optimizer (default: adam)")
     m.add_argument("--batch-size", type=batch_size, default="auto", metavar="N|auto",
@@ -121,6 +131,16 @@ def check_options(args):
         both = set(args.features or ()) & set(args.drop or ())
         if both:
             raise UsageError(f"column {sorted(both)[0]!r} is in both --features and --drop")
+    n_hidden = len(args.hidden)
+    for option, value in (("activation", args.activation), ("dropout", args.dropout)):
+        if isinstance(value, list) and len(value) != n_hidden:
+            raise UsageError(
+                f"--{option} gives {len(value)} values for {n_hidden} hidden "
+                f"layer{'s' if n_hidden != 1 else ''} (--hidden "
+                f"{','.join(map(str, args.hidden))}): give one, or one per layer"
+            )
+    if _dropout_on(args) and args.solver == "lbfgs":
+        raise UsageError("--dropout needs --solver adam or sgd (lbfgs has no minibatches)")
     if args.backend == "cython" and not cython_available():
         raise UsageError(
             "--backend cython: the compiled backend is not built "
@@ -220,7 +240,6 @@ def build(args, data):
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from .. import BPClassifier, BPRegressor
-    from ..activations import canonical
 
     params = dict(
         hidden_layer_sizes=args.hidden, activation=args.activation,
@@ -231,9 +250,10 @@ def build(args, data):
 
     def make(contender="fastbp"):
         if contender == "sklearn":
-            est = Sk(**{**params, "activation": canonical(args.activation)})
+            est = Sk(**{**params, "activation": _one_activation(args)})
         else:
-            est = Est(**params, backend="numpy" if contender == "numpy" else args.backend)
+            est = Est(**params, negative_slope=args.negative_slope, dropout=args.dropout,
+                      backend="numpy" if contender == "numpy" else args.backend)
         if data.numeric is None:
             return est
         if data.regression:  # standardise the target too; predictions in its units
@@ -282,7 +302,14 @@ def _print_header(args, data, make, backend, out):
           f"{data.n_features} features, {data.kind}, {args.dtype}", file=out)
     for note in data.notes:
         print(f"  {note}", file=out)
-    print(f"  model: hidden={','.join(map(str, args.hidden))} {args.activation} "
+    acts = args.activation if isinstance(args.activation, list) else [args.activation]
+    extra = ""
+    if "leaky_relu" in acts and args.negative_slope != 0.01:
+        extra += f" negative_slope={args.negative_slope:g}"
+    if _dropout_on(args):
+        rates = args.dropout if isinstance(args.dropout, list) else [args.dropout]
+        extra += f" dropout={','.join(f'{r:g}' for r in rates)}"
+    print(f"  model: hidden={','.join(map(str, args.hidden))} {','.join(acts)}{extra} "
           f"{args.solver} batch={args.batch_size} epochs<={args.epochs} backend={backend}",
           file=out)
     if backend == "numpy" and args.backend == "auto":
@@ -293,7 +320,6 @@ def _print_header(args, data, make, backend, out):
 def _contenders(args, make, backend):
     """Name -> model factory for the timed fits (fastbp first), and a note
     on a contender that had to be left out (or None)."""
-    from ..activations import canonical
     from ..interop import SKLEARN_HIDDEN_ACTIVATIONS
 
     contenders = {f"fastbp ({backend})": lambda: make("fastbp")}
@@ -301,11 +327,32 @@ def _contenders(args, make, backend):
         return contenders, None
     if backend != "numpy":
         contenders["fastbp (numpy)"] = lambda: make("numpy")
-    if canonical(args.activation) not in SKLEARN_HIDDEN_ACTIVATIONS:
-        return contenders, (f"scikit-learn MLP: skipped (no {args.activation!r} "
+    one = _one_activation(args)
+    if one is None:
+        return contenders, ("scikit-learn MLP: skipped (it applies one activation to "
+                            f"every hidden layer, not {','.join(args.activation)})")
+    if one not in SKLEARN_HIDDEN_ACTIVATIONS:
+        return contenders, (f"scikit-learn MLP: skipped (no {one!r} "
                             "activation in scikit-learn)")
+    if _dropout_on(args):
+        return contenders, "scikit-learn MLP: skipped (no dropout in scikit-learn)"
     contenders["scikit-learn MLP"] = lambda: make("sklearn")
     return contenders, None
+
+
+def _one_activation(args):
+    """The canonical name of the hidden activation when every hidden layer
+    has the same one, else None."""
+    from ..activations import canonical
+
+    names = set(canonical(args.activation if isinstance(args.activation, list)
+                          else [args.activation]))
+    return names.pop() if len(names) == 1 else None
+
+
+def _dropout_on(args):
+    rates = args.dropout if isinstance(args.dropout, list) else [args.dropout]
+    return any(r > 0 for r in rates)
 
 
 def _fit_shown(args, make, fit):
