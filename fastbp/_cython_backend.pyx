@@ -57,6 +57,16 @@ name = "cython"
 
 cdef extern from "_kernels.h":
     const int fastbp_debug_build
+    ctypedef void (*fastbp_job_fn)(void*) noexcept nogil
+    ctypedef struct fastbp_helper:
+        int running
+    enum: FASTBP_HAVE_HELPER
+    int fastbp_helper_start(fastbp_helper* h) noexcept nogil
+    void fastbp_helper_post(fastbp_helper* h, fastbp_job_fn fn,
+                            void* arg) noexcept nogil
+    void fastbp_helper_wait(fastbp_helper* h) noexcept nogil
+    void fastbp_helper_stop(fastbp_helper* h) noexcept nogil
+    long fastbp_helper_jobs_done() noexcept nogil
     double fastbp_now() noexcept nogil
     void fastbp_adam_f(float* p, const float* G, float* m, float* v,
                        Py_ssize_t n, float alpha, float inv_sw, float b1,
@@ -337,6 +347,7 @@ cdef class _Workspace:
     cdef void** drop_ptrs         # Zm[l] then M[l] (dropout), l = 0 .. L-1
     cdef Dropout drop
     cdef object drop_table        # owner of drop.threshold, drop.scale
+    cdef fastbp_helper helper     # train_epoch's second thread (one chunk)
 
     def __cinit__(self, net, Py_ssize_t rows, bint gather, bint grad,
                   bint backward=True, dropout=None):
@@ -469,6 +480,7 @@ cdef class _Workspace:
         self.buf.drop = &self.drop
 
     def __dealloc__(self):
+        fastbp_helper_stop(&self.helper)   # (stopped by its chunk already)
         PyMem_Free(self.layer_ptrs)
         PyMem_Free(self.arg_ptrs)
         PyMem_Free(self.drop_ptrs)
@@ -731,14 +743,64 @@ cdef inline void _mask_multiply(floating* D, const floating* M,
 
 # ============================================================ forward/backward
 
+cdef struct FirstLayerJob:
+    # A share of the first layer's blocked work for train_epoch's helper
+    # thread (float32 only): column blocks lo .. hi of the forward product,
+    # or row blocks lo .. hi of dJ/dW_1 with their optimizer pass.
+    const Spec* s
+    const OptStep* o
+    const float* X
+    const float* W
+    float* H
+    const float* D
+    float* p
+    float* G
+    float* m
+    float* v
+    float alpha
+    Py_ssize_t B, block, lo, hi
+
+
+cdef inline Py_ssize_t _helper_split(Py_ssize_t n, Py_ssize_t block) noexcept nogil:
+    """Where the calling thread's blocks end and the helper's begin: after
+    the first half of the blocks of ``block`` (a block boundary, so both
+    threads run exactly the blocks one thread would)."""
+    cdef Py_ssize_t blocks = (n + block - 1) // block
+    return min(n, ((blocks + 1) // 2) * block)
+
+
+cdef void _first_layer_cols(const Spec* s, const floating* X, Py_ssize_t B,
+                            const floating* W, floating* H,
+                            Py_ssize_t split_cols, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil:
+    """H[:, j0:j0+w] = X @ W_1[:, j0:j0+w] for the blocks of ``split_cols``
+    columns from ``lo`` (a block boundary) up to ``hi``."""
+    cdef Py_ssize_t fi = s.fan_in[0], fo = s.fan_out[0], j0 = lo, w
+    while j0 < hi:
+        w = min(split_cols, hi - j0)
+        _gemm(False, False, <int> B, <int> w, <int> fi, <floating> 1, X,
+              <int> fi, W + j0, <int> fo, <floating> 0, H + j0, <int> fo)
+        j0 += w
+
+
+cdef void _forward_cols_job(void* arg) noexcept nogil:
+    cdef FirstLayerJob* j = <FirstLayerJob*> arg
+    _first_layer_cols(j.s, j.X, j.B, j.W, j.H, j.block, j.lo, j.hi)
+
+
 cdef void _forward(const Spec* s, const floating* params, const Input* inp,
                    Py_ssize_t B, const Buffers* buf,
-                   Py_ssize_t split_cols) noexcept nogil:
+                   Py_ssize_t split_cols,
+                   fastbp_helper* helper=NULL) noexcept nogil:
     """Forward pass of B rows keeping every layer: hidden outputs in Z[l],
     maxout arg-max in arg[l], the output layer in H_out (pre-activation) and
     Z_out. ``split_cols`` > 0: the first layer's product (dense input) as
-    blocks of that many columns (``_split_cols``)."""
-    cdef Py_ssize_t l, fi, fo, j0, w
+    blocks of that many columns (``_split_cols``); ``helper`` (float32, a
+    started helper thread, or NULL): the second half of those blocks runs
+    on it."""
+    cdef FirstLayerJob job
+    cdef Py_ssize_t mid
+    cdef Py_ssize_t l, fi, fo
     cdef const floating* W
     cdef const floating* b
     cdef const floating* Z_prev
@@ -762,14 +824,25 @@ cdef void _forward(const Spec* s, const floating* params, const Input* inp,
             if inp.sparse:
                 _csr_times_W(inp, B, W, fo, H)              # H = X @ W_1
             elif split_cols > 0:
-                # H[:, j0:j0+w] = X @ W_1[:, j0:j0+w]
-                j0 = 0
-                while j0 < fo:
-                    w = min(split_cols, fo - j0)
-                    _gemm(False, False, <int> B, <int> w, <int> fi,
-                          <floating> 1, <const floating*> inp.dense, <int> fi,
-                          W + j0, <int> fo, <floating> 0, H + j0, <int> fo)
-                    j0 += w
+                # H[:, j0:j0+w] = X @ W_1[:, j0:j0+w], block by block
+                mid = fo
+                if floating is float:
+                    if helper != NULL:
+                        mid = _helper_split(fo, split_cols)
+                        job.s = s
+                        job.X = <const float*> inp.dense
+                        job.B = B
+                        job.W = W
+                        job.H = H
+                        job.block = split_cols
+                        job.lo = mid
+                        job.hi = fo
+                        fastbp_helper_post(helper, _forward_cols_job, &job)
+                _first_layer_cols(s, <const floating*> inp.dense, B, W, H,
+                                  split_cols, 0, mid)
+                if floating is float:
+                    if helper != NULL:
+                        fastbp_helper_wait(helper)
             else:
                 # H = X @ W_1
                 _gemm(False, False, <int> B, <int> fo, <int> fi, <floating> 1,
@@ -1192,22 +1265,31 @@ cdef Py_ssize_t _fuse_rows(const Spec* s, Py_ssize_t B,
 cdef void _dW1_step(const Spec* s, const OptStep* o, const floating* X,
                     Py_ssize_t B, const floating* D, floating* p, floating* G,
                     floating* m, floating* v, floating alpha,
-                    Py_ssize_t block_rows) noexcept nogil:
-    """``dJ/dW_1 = X^T . D_1`` in blocks of ``block_rows`` rows of W_1, each
-    followed at once by the optimizer pass over the same rows, while the
-    block is still in cache (the whole W_1 with its gradient and moments
-    is larger than L2 on common CPUs). Each element of the gradient is the
-    same dot product over the batch as in one GEMM call."""
-    cdef Py_ssize_t fi = s.fan_in[0], fo = s.fan_out[0], r0 = 0, r
+                    Py_ssize_t block_rows, Py_ssize_t lo,
+                    Py_ssize_t hi) noexcept nogil:
+    """``dJ/dW_1 = X^T . D_1`` in blocks of ``block_rows`` rows of W_1 (rows
+    ``lo``, a block boundary, up to ``hi``), each followed at once by the
+    optimizer pass over the same rows, while the block is still in cache
+    (the whole W_1 with its gradient and moments is larger than L2 on common
+    CPUs). Each element of the gradient is the same dot product over the
+    batch as in one GEMM call."""
+    cdef Py_ssize_t fo = s.fan_out[0], r0 = lo, r
+    cdef Py_ssize_t fi = s.fan_in[0]
     cdef Py_ssize_t base = s.coef_off[0]
-    while r0 < fi:
-        r = min(block_rows, fi - r0)
+    while r0 < hi:
+        r = min(block_rows, hi - r0)
         _gemm(True, False, <int> r, <int> fo, <int> B, <floating> 1, X + r0,
               <int> fi, D, <int> fo, <floating> 0, G + base + r0 * fo,
               <int> fo)
         _opt_range(o, p, G, m, v, base + r0 * fo, base + (r0 + r) * fo, alpha,
                    True)
         r0 += r
+
+
+cdef void _dW1_rows_job(void* arg) noexcept nogil:
+    cdef FirstLayerJob* j = <FirstLayerJob*> arg
+    _dW1_step(j.s, j.o, j.X, j.B, j.D, j.p, j.G, j.m, j.v, j.alpha, j.block,
+              j.lo, j.hi)
 
 
 # ============================================================ chunk kernels
@@ -1308,15 +1390,21 @@ def _train_chunk(_Workspace ws, floating[::1] params,
                  double lr_init, double alpha, double momentum,
                  bint nesterov, double beta_1, double beta_2,
                  double epsilon, double weight_decay, double max_grad_norm,
-                 double accumulated, Py_ssize_t batch):
+                 double accumulated, Py_ssize_t batch, bint helper=False):
     """Minibatches ``batch, batch + 1, ..`` of the epoch ``order``.
     IN/OUT: params, m, v, t_inout[0] (Adam's step count). Adds
     ``batch_loss * batch_len`` of each batch to ``accumulated``; returns
     ``(next batch, accumulated)``. ``lr`` is the scheduled rate (Adam's
     base rate too); the weights decay by ``1 - lr * weight_decay`` per
     batch (decoupled); ``max_grad_norm > 0`` clips each batch's gradient
-    to that global L2 norm."""
+    to that global L2 norm. ``helper``: a second core is free for this
+    chunk (the thread policy gave it two threads or more): the float32
+    blocked first layer (small batches) then shares its blocks with a helper
+    thread, started here and joined before returning."""
     cdef Input inp
+    cdef fastbp_helper* hp = NULL
+    cdef FirstLayerJob djob
+    cdef Py_ssize_t rmid
     cdef floating* p = &params[0]
     cdef floating* G = <floating*> ws.G
     cdef floating* mp = &m[0]
@@ -1362,6 +1450,14 @@ def _train_chunk(_Workspace ws, floating[::1] params,
     inp.dense = ws.buf.Xb
     if not sparse:
         Xp = &X[0, 0]
+    if floating is float:
+        # Only where the forward product is split too: then every product of
+        # a step is small enough that OpenBLAS runs it on the calling thread,
+        # and its own threads never compete with the helper for the core.
+        if (helper and blocked and FASTBP_HAVE_HELPER
+                and _split_cols(&ws.spec, min(batch_size, n)) > 0
+                and fastbp_helper_start(&ws.helper) == 0):
+            hp = &ws.helper
     with nogil:
         t0 = fastbp_now()
         while batch < n_batches:
@@ -1386,7 +1482,7 @@ def _train_chunk(_Workspace ws, floating[::1] params,
             fuse = block_rows > 0 and max_grad_norm <= 0
             # Forward, loss and output delta, backward.
             _forward(&ws.spec, <const floating*> p, &inp, B, &ws.buf,
-                     split_cols)
+                     split_cols, hp if split_cols > 0 else NULL)
             loss = _loss_delta(&ws.spec, &ws.buf, Yp, swp, rows, 0, B)
             if swp != NULL:
                 sw_sum = 0
@@ -1420,17 +1516,41 @@ def _train_chunk(_Workspace ws, floating[::1] params,
                 o.neg_lr_t = -(lr * sqrt(1 - pow(beta_2, <double> t))
                                / (1 - pow(beta_1, <double> t)))
             if fuse:
-                # every parameter but W_1, then W_1 block by block
+                # every parameter but W_1, then W_1 block by block (the
+                # second half of the blocks on the helper thread, if any)
+                rmid = ws.spec.fan_in[0]
+                if floating is float:
+                    if hp != NULL:
+                        rmid = _helper_split(ws.spec.fan_in[0], block_rows)
+                        djob.s = &ws.spec
+                        djob.o = &o
+                        djob.X = <const float*> ws.buf.Xb
+                        djob.B = B
+                        djob.D = D1
+                        djob.p = p
+                        djob.G = G
+                        djob.m = mp
+                        djob.v = vp
+                        djob.alpha = alpha_f
+                        djob.block = block_rows
+                        djob.lo = rmid
+                        djob.hi = ws.spec.fan_in[0]
+                        fastbp_helper_post(hp, _dW1_rows_job, &djob)
                 _opt_range(&o, p, G, mp, vp, w1_end, n_coefs, alpha_f, True)
                 _opt_range(&o, p, G, mp, vp, n_coefs, n_params, zero, False)
                 _dW1_step(&ws.spec, &o, <const floating*> ws.buf.Xb, B, D1,
-                          p, G, mp, vp, alpha_f, block_rows)
+                          p, G, mp, vp, alpha_f, block_rows, 0, rmid)
+                if floating is float:
+                    if hp != NULL:
+                        fastbp_helper_wait(hp)
             else:
                 _opt_range(&o, p, G, mp, vp, 0, n_coefs, alpha_f, True)
                 _opt_range(&o, p, G, mp, vp, n_coefs, n_params, zero, False)
             batch += 1
             if fastbp_now() - t0 > _CHUNK_SECONDS:
                 break
+    if hp != NULL:
+        fastbp_helper_stop(hp)
     t_inout[0] = t
     return batch, accumulated
 
@@ -1552,6 +1672,12 @@ def _fuse_bytes_shim(Py_ssize_t n_bytes):
     previous = _FUSE_BYTES
     _FUSE_BYTES = n_bytes
     return previous
+
+
+def _helper_jobs_shim():
+    """(Jobs run by train_epoch's helper threads so far, whether this build
+    has helper threads at all)."""
+    return fastbp_helper_jobs_done(), bool(FASTBP_HAVE_HELPER)
 
 
 def _small_gemm_shim(Py_ssize_t madds):
@@ -1766,8 +1892,9 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
     try:
         with _input.session(net, "train_epoch", B) as session:
             while batch < n_batches:
-                session.begin()
-                new, total = kernel(*args, total, batch)
+                threads = session.begin()
+                new, total = kernel(*args, total, batch,
+                                    threads is not None and threads >= 2)
                 session.end(new - batch)
                 batch = new
                 PyErr_CheckSignals()

@@ -527,4 +527,164 @@ FASTBP_ELU_SELU_DERIVATIVE(float, fastbp_elu_derivative_f,
 FASTBP_ELU_SELU_DERIVATIVE(double, fastbp_elu_derivative_d,
                            fastbp_selu_derivative_d, fastbp_select_d)
 
+/* A second worker thread for one training chunk.
+ *
+ * train_epoch's float32 blocked first layer (small batches) splits its two
+ * big passes -- the forward product's column blocks, and dJ/dW_1's row
+ * blocks each followed by the optimizer pass over them -- between the
+ * calling thread and this helper: each thread runs whole blocks, the same
+ * blocks as one thread would, so the numbers do not change. Between jobs
+ * (a few hundred microseconds apart) the helper spins, then sleeps on a
+ * condition variable after FASTBP_HELPER_SPINS checks; the caller spins
+ * while it waits, yielding now and then. It lives for one chunk (started
+ * and joined by the chunk kernel), and only when the thread policy gave the
+ * chunk two or more threads, i.e. when a core is free for it.
+ *
+ * Where there are no POSIX threads (MSVC), fastbp_helper_start fails and
+ * the kernel runs every block itself. */
+enum { FASTBP_HELPER_IDLE = 0, FASTBP_HELPER_POSTED = 1, FASTBP_HELPER_DONE = 2,
+       FASTBP_HELPER_EXIT = 3 };
+#define FASTBP_HELPER_SPINS (1 << 16)
+
+typedef void (*fastbp_job_fn)(void *);
+
+/* Jobs run by helper threads since the module was loaded (tests). */
+static long fastbp_helper_jobs = 0;
+static long fastbp_helper_jobs_done(void)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __atomic_load_n(&fastbp_helper_jobs, __ATOMIC_RELAXED);
+#else
+    return fastbp_helper_jobs;
+#endif
+}
+
+#if (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+#include <pthread.h>
+#include <sched.h>
+#define FASTBP_HAVE_HELPER 1
+
+typedef struct {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int running;
+    int state;
+    fastbp_job_fn fn;
+    void *arg;
+} fastbp_helper;
+
+static inline void fastbp_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void *fastbp_helper_main(void *self)
+{
+    fastbp_helper *h = (fastbp_helper *) self;
+    for (;;) {
+        int s = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
+        long spins = 0;
+        while (s != FASTBP_HELPER_POSTED && s != FASTBP_HELPER_EXIT) {
+            if (++spins < FASTBP_HELPER_SPINS) {
+                fastbp_cpu_relax();
+            } else {
+                pthread_mutex_lock(&h->lock);
+                while ((s = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE))
+                           != FASTBP_HELPER_POSTED && s != FASTBP_HELPER_EXIT) {
+                    pthread_cond_wait(&h->wake, &h->lock);
+                }
+                pthread_mutex_unlock(&h->lock);
+                break;
+            }
+            s = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
+        }
+        if (s == FASTBP_HELPER_EXIT) {
+            return NULL;
+        }
+        h->fn(h->arg);
+        __atomic_fetch_add(&fastbp_helper_jobs, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&h->state, FASTBP_HELPER_DONE, __ATOMIC_RELEASE);
+    }
+}
+
+/* 0 when the helper runs, -1 when it could not be started. */
+static int fastbp_helper_start(fastbp_helper *h)
+{
+    h->running = 0;
+    h->state = FASTBP_HELPER_IDLE;
+    h->fn = NULL;
+    h->arg = NULL;
+    if (pthread_mutex_init(&h->lock, NULL) != 0) {
+        return -1;
+    }
+    if (pthread_cond_init(&h->wake, NULL) != 0) {
+        pthread_mutex_destroy(&h->lock);
+        return -1;
+    }
+    if (pthread_create(&h->thread, NULL, fastbp_helper_main, h) != 0) {
+        pthread_cond_destroy(&h->wake);
+        pthread_mutex_destroy(&h->lock);
+        return -1;
+    }
+    h->running = 1;
+    return 0;
+}
+
+static void fastbp_helper_post(fastbp_helper *h, fastbp_job_fn fn, void *arg)
+{
+    h->fn = fn;
+    h->arg = arg;
+    pthread_mutex_lock(&h->lock);
+    __atomic_store_n(&h->state, FASTBP_HELPER_POSTED, __ATOMIC_RELEASE);
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void fastbp_helper_wait(fastbp_helper *h)
+{
+    long spins = 0;
+    while (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != FASTBP_HELPER_DONE) {
+        if (++spins % 4096 == 0) {
+            sched_yield();  /* the helper may be waiting for this core */
+        } else {
+            fastbp_cpu_relax();
+        }
+    }
+    __atomic_store_n(&h->state, FASTBP_HELPER_IDLE, __ATOMIC_RELAXED);
+}
+
+static void fastbp_helper_stop(fastbp_helper *h)
+{
+    if (!h->running) {
+        return;
+    }
+    pthread_mutex_lock(&h->lock);
+    __atomic_store_n(&h->state, FASTBP_HELPER_EXIT, __ATOMIC_RELEASE);
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
+    h->running = 0;
+}
+#else
+#define FASTBP_HAVE_HELPER 0
+typedef struct {
+    int running;
+} fastbp_helper;
+static int fastbp_helper_start(fastbp_helper *h) { h->running = 0; return -1; }
+static void fastbp_helper_post(fastbp_helper *h, fastbp_job_fn fn, void *arg)
+{
+    (void) h;
+    fn(arg);  /* never reached: start fails, so the caller runs every block */
+}
+static void fastbp_helper_wait(fastbp_helper *h) { (void) h; }
+static void fastbp_helper_stop(fastbp_helper *h) { h->running = 0; }
+#endif
+
 #endif /* FASTBP_KERNELS_H */

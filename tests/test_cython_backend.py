@@ -459,6 +459,50 @@ def test_fused_first_layer_step_matches_one_gemm_then_the_optimizer_pass(
         np.testing.assert_array_equal(a, b)
 
 
+class _FixedThreads:
+    """A BLAS-thread session whose chunks all get ``n`` threads."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin(self):
+        return self.n
+
+    def end(self, units):
+        pass
+
+
+@pytest.mark.parametrize("solver, nesterov", [("adam", True), ("sgd", True), ("sgd", False)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_helper_thread_changes_no_number(solver, nesterov, weighted, restore_block_knobs,
+                                             monkeypatch):
+    # Chunks given two threads share the blocked first layer's blocks with a
+    # helper thread (3 forward column blocks: 2 here, 1 there; 4 row blocks
+    # of dJ/dW_1 with their optimizer pass: 2 and 2; the last batch of 70
+    # rows is 6 rows): the very same parameters, moments and losses.
+    from fastbp import _backend_input
+
+    net, params, X, Y, sw = blocked_problem(np.float32, solver, weighted)
+    cb._small_gemm_shim(8 * 16 * 50)
+    results, jobs = [], []
+    for threads in (1, 2):
+        monkeypatch.setattr(_backend_input, "session", lambda *a, n=threads: _FixedThreads(n))
+        before = cb._helper_jobs_shim()[0]
+        results.append(epoch_result(cb, net, params, X, Y, sw, solver, nesterov))
+        jobs.append(cb._helper_jobs_shim()[0] - before)
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+    has_helper = cb._helper_jobs_shim()[1]
+    # 2 epochs x 9 batches x 2 jobs (forward, dJ/dW_1) on two threads, none on one
+    assert jobs == [0, 36 if has_helper else 0]
+
+
 @pytest.mark.parametrize("dtype", [np.float32])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_split_first_layer_forward_agrees_with_numpy(dtype, solver, restore_block_knobs):
