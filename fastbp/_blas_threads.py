@@ -55,6 +55,9 @@ threads"):
   after chunks on more threads than the winner (OpenBLAS's idle threads
   spin, and slow it down) the winner's time only re-sets its reference.
 * Products below ``TINY_GEMM`` multiply-adds always run on one thread.
+* A chunk may run threads of its own instead of BLAS's (``limit_blas``:
+  train_epoch's helper thread for small float32 batches); it is measured
+  as the count it was given.
 * ``FASTBP_BLAS_THREADS=n`` in the environment forces n threads (at most the
   user's setting) and turns measuring off.
 * When sessions run in several threads at once (fits in threads,
@@ -619,7 +622,7 @@ class BlasThreads:
 class _Session:
     __slots__ = ("_owner", "key", "bound", "fixed", "candidates", "stats_key",
                  "_forced", "_measuring", "_start", "_cpu_start", "threads",
-                 "started")
+                 "started", "blas_threads")
 
     def __init__(self, owner, key, largest_gemm, threads):
         self._owner = owner
@@ -635,6 +638,7 @@ class _Session:
         self._start = None
         self._cpu_start = None
         self.threads = None   # the count of the current chunk
+        self.blas_threads = None  # BLAS's count in it (limit_blas)
         self.started = None   # when the session was entered
 
     def __enter__(self):
@@ -656,7 +660,7 @@ class _Session:
             return None
         n, self._measuring = owner._choose(self)
         owner._apply(n)
-        self.threads = n
+        self.threads = self.blas_threads = n
         self._start = owner.clock() if self._measuring is not None else None
         cpu = owner.cpu_clock
         self._cpu_start = None
@@ -665,10 +669,21 @@ class _Session:
             self._cpu_start = cpu()
         return n
 
+    def limit_blas(self, n):
+        """For the rest of this chunk, BLAS calls run on at most ``n``
+        threads: the chunk runs threads of its own instead (train_epoch's
+        helper thread), which must not compete with OpenBLAS's for the
+        cores. The chunk is still measured, and judged, as running on the
+        count :meth:`begin` returned."""
+        if self.threads is None or n >= self.blas_threads:
+            return
+        self._owner._apply(max(1, int(n)))
+        self.blas_threads = max(1, int(n))
+
     def end(self, units):
         """After a chunk of ``units`` units of work."""
         owner = self._owner
-        if self.threads is not None and self.threads > 1:
+        if self.blas_threads is not None and self.blas_threads > 1:
             owner._spinning_until = owner.clock() + SETTLE
         if self._start is None:
             return

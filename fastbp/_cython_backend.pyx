@@ -1451,9 +1451,9 @@ def _train_chunk(_Workspace ws, floating[::1] params,
     if not sparse:
         Xp = &X[0, 0]
     if floating is float:
-        # Only where the forward product is split too: then every product of
-        # a step is small enough that OpenBLAS runs it on the calling thread,
-        # and its own threads never compete with the helper for the core.
+        # Only where the forward product is split too (train_epoch also runs
+        # BLAS on one thread meanwhile, so OpenBLAS's threads never compete
+        # with the helper for the core).
         if (helper and blocked and FASTBP_HAVE_HELPER
                 and _split_cols(&ws.spec, min(batch_size, n)) > 0
                 and fastbp_helper_start(&ws.helper) == 0):
@@ -1674,6 +1674,15 @@ def _fuse_bytes_shim(Py_ssize_t n_bytes):
     return previous
 
 
+def _helper_applies(_Workspace ws, dtype, bint sparse, Py_ssize_t B):
+    """Whether train_epoch's chunks given two threads run the helper thread
+    (``_train_chunk``'s ``helper``): float32 dense input, a build with
+    threads, and a first layer whose forward product is split in blocks at
+    batch ``B``."""
+    return bool(FASTBP_HAVE_HELPER and not sparse and np.dtype(dtype) == np.float32
+                and _SMALL_GEMM > 0 and _split_cols(&ws.spec, B) > 0)
+
+
 def _helper_jobs_shim():
     """(Jobs run by train_epoch's helper threads so far, whether this build
     has helper threads at all)."""
@@ -1880,6 +1889,7 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
         ws._seed_dropout(dropout.seed)
     _decide_small_gemm()
     kernel = _dispatch(_train_chunk, net)
+    helper_ok = _helper_applies(ws, net.dtype, x.sparse, B)
     t = np.array([opt_state.t], dtype=np.longlong)
     args = (ws, params, m, v, t, x.dense, x.data, x.indices, x.indptr,
             x.sparse, Y, sw, has_sw, order, batch_size, int(opt_state.code),
@@ -1893,8 +1903,11 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
         with _input.session(net, "train_epoch", B) as session:
             while batch < n_batches:
                 threads = session.begin()
-                new, total = kernel(*args, total, batch,
-                                    threads is not None and threads >= 2)
+                use_helper = helper_ok and threads is not None and threads >= 2
+                if use_helper:
+                    # two threads of our own: OpenBLAS's stay out of their way
+                    session.limit_blas(1)
+                new, total = kernel(*args, total, batch, use_helper)
                 session.end(new - batch)
                 batch = new
                 PyErr_CheckSignals()

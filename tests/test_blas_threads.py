@@ -1023,3 +1023,23 @@ def test_a_fit_in_the_main_thread_does_not_wait_for_worker_threads():
         release.set()
         other.join()
     assert young[:4] == [1, 2, 1, 2]
+
+
+def test_a_chunk_running_threads_of_its_own_limits_blas_and_is_measured_as_given():
+    # train_epoch's helper thread: the chunk gets 2 threads from the policy,
+    # runs BLAS on one, and is measured (and explored) as the 2-thread count
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    used = []
+    with policy.session("k", BIG) as s:
+        for _ in range(8):
+            n = s.begin()
+            if n == 2:
+                s.limit_blas(1)
+                assert lib.n == 1
+            used.append(n)
+            clock.t += (0.5 if n == 2 else 1.0) * MS * 10   # two threads win
+            s.end(10)
+    assert used[:4] == [1, 2, 1, 2] and used[-1] == 2
+    assert lib.n == 2                                      # the setting restored
+    assert lib.history.count(1) >= 4                       # set per chunk

@@ -464,6 +464,10 @@ class _FixedThreads:
 
     def __init__(self, n):
         self.n = n
+        self.limits = []
+
+    def limit_blas(self, n):
+        self.limits.append(n)
 
     def __enter__(self):
         return self
@@ -490,17 +494,46 @@ def test_the_helper_thread_changes_no_number(solver, nesterov, weighted, restore
 
     net, params, X, Y, sw = blocked_problem(np.float32, solver, weighted)
     cb._small_gemm_shim(8 * 16 * 50)
-    results, jobs = [], []
+    results, jobs, limits = [], [], []
     for threads in (1, 2):
-        monkeypatch.setattr(_backend_input, "session", lambda *a, n=threads: _FixedThreads(n))
+        sessions = []
+
+        def session(*a, n=threads):
+            sessions.append(_FixedThreads(n))
+            return sessions[-1]
+
+        monkeypatch.setattr(_backend_input, "session", session)
         before = cb._helper_jobs_shim()[0]
         results.append(epoch_result(cb, net, params, X, Y, sw, solver, nesterov))
         jobs.append(cb._helper_jobs_shim()[0] - before)
+        limits.append(sorted({n for s in sessions for n in s.limits}))
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
     has_helper = cb._helper_jobs_shim()[1]
     # 2 epochs x 9 batches x 2 jobs (forward, dJ/dW_1) on two threads, none on one
     assert jobs == [0, 36 if has_helper else 0]
+    # while the helper runs, BLAS runs on the calling thread only
+    assert limits == [[], [1] if has_helper else []]
+
+
+@pytest.mark.parametrize("case", ["float64", "sparse", "no split"])
+def test_no_helper_thread_where_the_first_layer_is_not_split(case, restore_block_knobs,
+                                                              monkeypatch):
+    # ... and then OpenBLAS keeps the threads the policy gave the chunk
+    from fastbp import _backend_input
+
+    dtype = np.float64 if case == "float64" else np.float32
+    net, params, X, Y, sw = blocked_problem(dtype, "adam", False)
+    if case == "sparse":
+        X = sp.csr_matrix(X)
+    cb._small_gemm_shim(0 if case == "no split" else 8 * 16 * 50)
+    sessions = []
+    monkeypatch.setattr(_backend_input, "session",
+                        lambda *a: sessions.append(_FixedThreads(2)) or sessions[-1])
+    before = cb._helper_jobs_shim()[0]
+    epoch_result(cb, net, params, X, Y, sw, "adam")
+    assert cb._helper_jobs_shim()[0] == before
+    assert all(s.limits == [] for s in sessions)
 
 
 @pytest.mark.parametrize("dtype", [np.float32])
