@@ -302,12 +302,12 @@ def _print_header(args, data, make, backend, out):
           f"{data.n_features} features, {data.kind}, {args.dtype}", file=out)
     for note in data.notes:
         print(f"  {note}", file=out)
-    acts = args.activation if isinstance(args.activation, list) else [args.activation]
+    acts = _per_layer(args.activation)
     extra = ""
     if "leaky_relu" in acts and args.negative_slope != 0.01:
         extra += f" negative_slope={args.negative_slope:g}"
     if _dropout_on(args):
-        rates = args.dropout if isinstance(args.dropout, list) else [args.dropout]
+        rates = _per_layer(args.dropout)
         extra += f" dropout={','.join(f'{r:g}' for r in rates)}"
     print(f"  model: hidden={','.join(map(str, args.hidden))} {','.join(acts)}{extra} "
           f"{args.solver} batch={args.batch_size} epochs<={args.epochs} backend={backend}",
@@ -345,14 +345,17 @@ def _one_activation(args):
     has the same one, else None."""
     from ..activations import canonical
 
-    names = set(canonical(args.activation if isinstance(args.activation, list)
-                          else [args.activation]))
+    names = set(canonical(_per_layer(args.activation)))
     return names.pop() if len(names) == 1 else None
 
 
 def _dropout_on(args):
-    rates = args.dropout if isinstance(args.dropout, list) else [args.dropout]
-    return any(r > 0 for r in rates)
+    return any(r > 0 for r in _per_layer(args.dropout))
+
+
+def _per_layer(value):
+    """An option given as one value or one per hidden layer, as a list."""
+    return value if isinstance(value, list) else [value]
 
 
 def _fit_shown(args, make, fit):
