@@ -56,8 +56,10 @@ threads"):
   spin, and slow it down) the winner's time only re-sets its reference.
 * Products below ``TINY_GEMM`` multiply-adds always run on one thread.
 * A chunk may run threads of its own instead of BLAS's (``limit_blas``:
-  train_epoch's helper thread for small float32 batches); it is measured
-  as the count it was given.
+  train_epoch's helper thread, for small float32 batches and for the
+  two-thread step); it is measured as the count it was given. What such
+  work looks like may depend on ``most_threads()`` (the user's setting),
+  never on the counts picked, so the picks do not change the numbers.
 * ``FASTBP_BLAS_THREADS=n`` in the environment forces n threads (at most the
   user's setting) and turns measuring off.
 * When sessions run in several threads at once (fits in threads,
@@ -622,14 +624,15 @@ class BlasThreads:
 class _Session:
     __slots__ = ("_owner", "key", "bound", "fixed", "candidates", "stats_key",
                  "_forced", "_measuring", "_start", "_cpu_start", "threads",
-                 "started", "blas_threads")
+                 "started", "blas_threads", "_tiny")
 
     def __init__(self, owner, key, largest_gemm, threads):
         self._owner = owner
         self.key = key
         self._forced = threads
         self.fixed = threads
-        if threads is None and largest_gemm < TINY_GEMM:
+        self._tiny = largest_gemm < TINY_GEMM
+        if threads is None and self._tiny:
             self.fixed = 1
         self.bound = 0
         self.candidates = None
@@ -668,6 +671,17 @@ class _Session:
                 and self._start >= owner._spinning_until):
             self._cpu_start = cpu()
         return n
+
+    def most_threads(self):
+        """The most threads this session's chunks could use on this machine
+        (inside the ``with``): the user's setting (1 for products under
+        TINY_GEMM), whatever ``FASTBP_BLAS_THREADS`` forces and whatever the
+        policy picks chunk by chunk; 0 when no BLAS library can be
+        controlled. train_epoch shapes its work by it, so the numbers may
+        depend on the user's setting, never on the policy's picks."""
+        if self.bound < 1:
+            return 0
+        return 1 if self._tiny else self.bound
 
     def limit_blas(self, n):
         """For the rest of this chunk, BLAS calls run on at most ``n``

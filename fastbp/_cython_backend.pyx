@@ -302,6 +302,9 @@ cdef struct Buffers:
     void** Zm
     void** M
     Dropout* drop
+    # train_epoch's two-thread step (``_rows_part``): the delta of every
+    # layer kept at once, Dl[l] (B x fan_out[l]; Dl[L-1] is D0), or NULL
+    void** Dl
 
 
 cdef struct Input:
@@ -348,6 +351,10 @@ cdef class _Workspace:
     cdef Dropout drop
     cdef object drop_table        # owner of drop.threshold, drop.scale
     cdef fastbp_helper helper     # train_epoch's second thread (one chunk)
+    cdef void** delta_ptrs        # Dl[l], l = 0 .. L-1 (gather workspaces)
+    cdef Buffers view             # buf from a row on (_shift_rows)
+    cdef void** view_ptrs         # its per-layer pointers: Z, H, Dl
+    cdef int** view_args          # its arg[l]
 
     def __cinit__(self, net, Py_ssize_t rows, bint gather, bint grad,
                   bint backward=True, dropout=None):
@@ -408,6 +415,9 @@ cdef class _Workspace:
             sizes.append(("dZ", rows * max(units)))
         if gather:
             sizes.append(("Xb", rows * net.layer_units[0]))
+            # the two-thread step's deltas (Dl[L-1] is D0)
+            for l in range(L - 1):
+                sizes.append((("Dl", l), rows * fan_out[l]))
         rates = [0.0] * (L - 1) if dropout is None else list(dropout)
         if len(rates) != L - 1:
             raise ValueError(f"dropout must have {L - 1} rates; got {rates}.")
@@ -431,8 +441,12 @@ cdef class _Workspace:
         self.layer_ptrs = <void**> PyMem_Calloc(2 * L, sizeof(void*))
         self.arg_ptrs = <int**> PyMem_Calloc(L, sizeof(int*))
         self.drop_ptrs = <void**> PyMem_Calloc(2 * L, sizeof(void*))
+        self.delta_ptrs = <void**> PyMem_Calloc(L, sizeof(void*))
+        self.view_ptrs = <void**> PyMem_Calloc(3 * L, sizeof(void*))
+        self.view_args = <int**> PyMem_Calloc(L, sizeof(int*))
         if (self.layer_ptrs == NULL or self.arg_ptrs == NULL
-                or self.drop_ptrs == NULL):
+                or self.drop_ptrs == NULL or self.delta_ptrs == NULL
+                or self.view_ptrs == NULL or self.view_args == NULL):
             raise MemoryError()
         for l in range(L - 1):
             self.layer_ptrs[l] = base + <Py_ssize_t> offsets["Z", l]
@@ -463,6 +477,12 @@ cdef class _Workspace:
         self.buf.Zm = self.drop_ptrs
         self.buf.M = self.drop_ptrs + L
         self.buf.drop = NULL
+        self.buf.Dl = NULL
+        if gather:
+            for l in range(L - 1):
+                self.delta_ptrs[l] = base + <Py_ssize_t> offsets["Dl", l]
+            self.delta_ptrs[L - 1] = self.buf.D0
+            self.buf.Dl = self.delta_ptrs
 
         self.G = NULL
         if grad:
@@ -484,6 +504,9 @@ cdef class _Workspace:
         PyMem_Free(self.layer_ptrs)
         PyMem_Free(self.arg_ptrs)
         PyMem_Free(self.drop_ptrs)
+        PyMem_Free(self.delta_ptrs)
+        PyMem_Free(self.view_ptrs)
+        PyMem_Free(self.view_args)
 
 
 cdef inline const floating* _ptr1(const floating[::1] a) noexcept:
@@ -1037,17 +1060,13 @@ cdef const floating* _backward(const Spec* s, const floating* params,
     Returns D_1, the first layer's delta (B x fan_out[0]).
     """
     cdef Py_ssize_t l, fi, fo
-    cdef const floating* W
     cdef const floating* Z_prev
     cdef floating* D = <floating*> buf.D0
     cdef floating* D_next = <floating*> buf.D1
     cdef floating* tmp
     cdef floating* GW
     cdef floating beta = 1 if accumulate else 0
-    cdef floating slope = <floating> s.slope
-    cdef int code
     for l in range(s.L - 1, -1, -1):
-        W = params + s.coef_off[l]
         fi = s.fan_in[l]
         fo = s.fan_out[l]
         GW = G + s.coef_off[l]
@@ -1065,32 +1084,44 @@ cdef const floating* _backward(const Spec* s, const floating* params,
         _colsum(D, B, fo, accumulate, G + s.icpt_off[l])
         if l == 0:
             break
-        code = <int> s.acts[l - 1]
-        if code == MAXOUT:
-            # dJ/dZ_{l-1} = D_l . W_l^T, routed to the arg-max pieces
-            _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
-                  D, <int> fo, W, <int> fo, <floating> 0,
-                  <floating*> buf.dZ, <int> fi)
-            if buf.M[l - 1] != NULL:
-                _mask_multiply(<floating*> buf.dZ,
-                               <const floating*> buf.M[l - 1], B * fi)
-            _maxout_backward(<const floating*> buf.dZ, buf.arg[l - 1], B,
-                             s.units[l - 1], s.k, D_next)
-        else:
-            # D_{l-1} = D_l . W_l^T (*) f'(Z_{l-1})  (gelu, silu: f'(H_{l-1}))
-            _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
-                  D, <int> fo, W, <int> fo, <floating> 0, D_next, <int> fi)
-            if buf.M[l - 1] != NULL:
-                _mask_multiply(D_next, <const floating*> buf.M[l - 1], B * fi)
-            if code == GELU or code == SILU:
-                _times(D_next, <const floating*> buf.H[l - 1], B * fi)
-            else:
-                _derivative(code, <const floating*> buf.Z[l - 1], D_next,
-                            B * fi, slope)
+        _propagate(s, params, l, B, buf, D, D_next)
         tmp = D
         D = D_next
         D_next = tmp
     return D
+
+
+cdef void _propagate(const Spec* s, const floating* params, Py_ssize_t l,
+                     Py_ssize_t B, const Buffers* buf, const floating* D,
+                     floating* D_next) noexcept nogil:
+    """One layer of the backward pass: the delta of layer l-1 from layer
+    l's, ``D_next = D . W_l^T (*) f'(Z_{l-1})`` (gelu/silu: f'(H_{l-1});
+    maxout: routed to the arg-max pieces through dZ; dropout: times the
+    mask first). B rows."""
+    cdef const floating* W = params + s.coef_off[l]
+    cdef Py_ssize_t fi = s.fan_in[l], fo = s.fan_out[l]
+    cdef int code = <int> s.acts[l - 1]
+    if code == MAXOUT:
+        # dJ/dZ_{l-1} = D_l . W_l^T, routed to the arg-max pieces
+        _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
+              D, <int> fo, W, <int> fo, <floating> 0,
+              <floating*> buf.dZ, <int> fi)
+        if buf.M[l - 1] != NULL:
+            _mask_multiply(<floating*> buf.dZ,
+                           <const floating*> buf.M[l - 1], B * fi)
+        _maxout_backward(<const floating*> buf.dZ, buf.arg[l - 1], B,
+                         s.units[l - 1], s.k, D_next)
+    else:
+        # D_{l-1} = D_l . W_l^T (*) f'(Z_{l-1})  (gelu, silu: f'(H_{l-1}))
+        _gemm(False, True, <int> B, <int> fi, <int> fo, <floating> 1,
+              D, <int> fo, W, <int> fo, <floating> 0, D_next, <int> fi)
+        if buf.M[l - 1] != NULL:
+            _mask_multiply(D_next, <const floating*> buf.M[l - 1], B * fi)
+        if code == GELU or code == SILU:
+            _times(D_next, <const floating*> buf.H[l - 1], B * fi)
+        else:
+            _derivative(code, <const floating*> buf.Z[l - 1], D_next,
+                        B * fi, <floating> s.slope)
 
 
 cdef double _l2(const Spec* s, const floating* params) noexcept nogil:
@@ -1292,6 +1323,232 @@ cdef void _dW1_rows_job(void* arg) noexcept nogil:
               j.lo, j.hi)
 
 
+# ------------------------------------------------- the two-thread step
+# train_epoch on dense input without dropout, at batches that do not take
+# the small-batch blocks: each minibatch in two shares that two threads can
+# run at once, every product on one BLAS thread, so that one thread running
+# both shares makes the very same calls (the same numbers, whichever thread
+# count a chunk is given):
+#   1. rows 0..h and h..B: gather, forward, loss, every layer's delta
+#      (``_rows_part``; the rows' loss sums are added in that order);
+#   2. rows 0..mid and mid..fan_in of dJ/dW_1 with their optimizer pass
+#      (``_dW1_range``); the other layers' gradients, the biases and their
+#      optimizer pass on the calling thread (``_layer_grads``).
+
+cdef enum:
+    SPLIT_MIN_ROWS = 16     # rows of each share, at least
+    SPLIT_ALIGN = 8         # shares start on a multiple of 8 rows
+
+
+cdef void _shift_rows(const Spec* s, const Buffers* buf, Py_ssize_t r0,
+                      Py_ssize_t itemsize, Py_ssize_t n_features,
+                      Buffers* out, void** ptrs, int** args) noexcept nogil:
+    """``out``: the buffers of ``buf`` from row r0 on (the pointer arrays in
+    ``ptrs``, 3 L of them, and ``args``, L); dropout's are not shifted (the
+    step has none). Row r of the view is row r0 + r of every buffer, so
+    work on the view's rows touches none of rows 0..r0."""
+    cdef Py_ssize_t L = s.L, l, width = s.units[L - 1], mu = 0
+    for l in range(L - 1):
+        mu = max(mu, s.units[l])
+        ptrs[l] = (<char*> buf.Z[l] + r0 * s.units[l] * itemsize
+                   if buf.Z[l] != NULL else NULL)
+        ptrs[L + l] = (<char*> buf.H[l] + r0 * s.fan_out[l] * itemsize
+                       if buf.H[l] != NULL else NULL)
+        args[l] = buf.arg[l] + r0 * s.units[l] if buf.arg[l] != NULL else NULL
+    for l in range(L):
+        ptrs[2 * L + l] = <char*> buf.Dl[l] + r0 * s.fan_out[l] * itemsize
+    out.Z = ptrs
+    out.H = ptrs + L
+    out.Dl = ptrs + 2 * L
+    out.arg = args
+    out.H_out = <char*> buf.H_out + r0 * width * itemsize
+    out.Z_out = <char*> buf.Z_out + r0 * width * itemsize
+    out.D0 = ptrs[2 * L + L - 1]
+    out.D1 = NULL
+    # maxout's dJ/dZ (B x fan_in rows of at most mu columns)
+    out.dZ = <char*> buf.dZ + r0 * mu * itemsize if buf.dZ != NULL else NULL
+    out.Xb = <char*> buf.Xb + r0 * n_features * itemsize
+    out.Zm = buf.Zm
+    out.M = buf.M
+    out.drop = NULL
+
+
+cdef double _rows_part(const Spec* s, const floating* params,
+                       const floating* X, const Py_ssize_t* rows,
+                       Py_ssize_t n, Py_ssize_t n_features,
+                       const Buffers* buf, const floating* Y,
+                       const floating* sw) noexcept nogil:
+    """Share 1 of the two-thread step, for the n rows ``rows`` (into the
+    buffers ``buf``, a view from the share's first row): gather them,
+    forward, loss and output delta (returns the weighted loss sum), and the
+    delta of every layer into buf.Dl."""
+    cdef Input inp
+    cdef Py_ssize_t i, l
+    for i in range(n):
+        memcpy((<floating*> buf.Xb) + i * n_features,
+               X + rows[i] * n_features, n_features * sizeof(floating))
+    inp.sparse = False
+    inp.dense = buf.Xb
+    inp.data = NULL
+    inp.indices = NULL
+    inp.indptr = NULL
+    inp.rows = NULL
+    inp.row0 = 0
+    _forward(s, params, &inp, n, buf, 0, NULL)
+    cdef double loss = _loss_delta(s, buf, Y, sw, rows, 0, n)   # into Dl[L-1]
+    for l in range(s.L - 1, 0, -1):
+        _propagate(s, params, l, n, buf, <const floating*> buf.Dl[l],
+                   <floating*> buf.Dl[l - 1])
+    return loss
+
+
+cdef void _layer_grads(const Spec* s, const Buffers* buf, Py_ssize_t B,
+                       floating* G) noexcept nogil:
+    """The gradients the calling thread forms in share 2: dJ/dW_l for every
+    layer but the first, and every bias (from the deltas in buf.Dl)."""
+    cdef Py_ssize_t l, fi, fo
+    cdef const floating* D
+    for l in range(s.L - 1, -1, -1):
+        fi = s.fan_in[l]
+        fo = s.fan_out[l]
+        D = <const floating*> buf.Dl[l]
+        if l > 0:
+            _gemm(True, False, <int> fi, <int> fo, <int> B, <floating> 1,
+                  <const floating*> _passed_on(buf, l - 1), <int> fi, D,
+                  <int> fo, <floating> 0, G + s.coef_off[l], <int> fo)
+        _colsum(D, B, fo, False, G + s.icpt_off[l])
+
+
+cdef void _dW1_range(const Spec* s, const OptStep* o, const floating* X,
+                     Py_ssize_t B, const floating* D, floating* p,
+                     floating* G, floating* m, floating* v, floating alpha,
+                     Py_ssize_t block_rows, Py_ssize_t lo, Py_ssize_t hi,
+                     bint step) noexcept nogil:
+    """Rows lo..hi of dJ/dW_1 = X^T . D_1 and, with ``step``, their
+    optimizer pass: in the fused blocks of ``block_rows`` rows
+    (``_dW1_step``) when there are, else one product and one pass."""
+    cdef Py_ssize_t fo = s.fan_out[0], fi = s.fan_in[0]
+    cdef Py_ssize_t base = s.coef_off[0]
+    if hi <= lo:
+        return
+    if block_rows > 0 and step:
+        _dW1_step(s, o, X, B, D, p, G, m, v, alpha, block_rows, lo, hi)
+        return
+    _gemm(True, False, <int> (hi - lo), <int> fo, <int> B, <floating> 1,
+          X + lo, <int> fi, D, <int> fo, <floating> 0, G + base + lo * fo,
+          <int> fo)
+    if step:
+        _opt_range(o, p, G, m, v, base + lo * fo, base + hi * fo, alpha, True)
+
+
+cdef struct SplitJob:
+    # The helper thread's half of one share of the two-thread step (float
+    # or double buffers, as ``is_double``).
+    bint is_double
+    bint rows_part        # share 1 (else share 2's dJ/dW_1 rows)
+    const Spec* s
+    const OptStep* o
+    const Buffers* buf
+    const void* X         # the training set (share 1)
+    const Py_ssize_t* rows
+    const void* Y
+    const void* sw
+    const void* Xb        # the gathered minibatch (share 2)
+    const void* D
+    void* p
+    void* G
+    void* m
+    void* v
+    double alpha
+    Py_ssize_t n, n_features, B, block, lo, hi
+    bint step
+    double loss
+
+
+cdef void _split_job(void* arg) noexcept nogil:
+    cdef SplitJob* j = <SplitJob*> arg
+    if j.rows_part:
+        if j.is_double:
+            j.loss = _rows_part(j.s, <const double*> j.p,
+                                <const double*> j.X, j.rows, j.n,
+                                j.n_features, j.buf, <const double*> j.Y,
+                                <const double*> j.sw)
+        else:
+            j.loss = _rows_part(j.s, <const float*> j.p, <const float*> j.X,
+                                j.rows, j.n, j.n_features, j.buf,
+                                <const float*> j.Y, <const float*> j.sw)
+    elif j.is_double:
+        _dW1_range(j.s, j.o, <const double*> j.Xb, j.B, <const double*> j.D,
+                   <double*> j.p, <double*> j.G, <double*> j.m,
+                   <double*> j.v, <double> j.alpha, j.block, j.lo, j.hi,
+                   j.step)
+    else:
+        _dW1_range(j.s, j.o, <const float*> j.Xb, j.B, <const float*> j.D,
+                   <float*> j.p, <float*> j.G, <float*> j.m, <float*> j.v,
+                   <float> j.alpha, j.block, j.lo, j.hi, j.step)
+
+
+cdef void _two_step_update(const Spec* s, OptStep* o, SplitJob* job,
+                           fastbp_helper* hp, const Buffers* buf,
+                           Py_ssize_t B, floating* p, floating* G,
+                           floating* m, floating* v, floating alpha,
+                           Py_ssize_t block_rows, int solver, long long* t,
+                           double lr, double beta_1, double beta_2,
+                           double max_grad_norm,
+                           double sw_sum) noexcept nogil:
+    """Share 2 of the two-thread step: the gradients and the optimizer
+    step of one minibatch whose deltas are in buf.Dl (rows mid..fan_in of
+    dJ/dW_1 on the helper thread ``hp``, or after the rest when NULL), as
+    _train_chunk's one-thread path updates (clipping: the whole gradient
+    first, then its norm, then the step)."""
+    cdef Py_ssize_t fi0 = s.fan_in[0], n_coefs = s.n_coefs
+    cdef Py_ssize_t n_params = s.n_params
+    cdef Py_ssize_t w1_end = s.coef_off[0] + fi0 * s.fan_out[0]
+    cdef floating inv_sw_f = <floating> (1.0 / sw_sum), zero = 0
+    cdef bint step = max_grad_norm <= 0
+    cdef Py_ssize_t mid
+    cdef double norm
+    o.inv_sw = inv_sw_f
+    if solver == SOLVER_ADAM:
+        t[0] += 1
+        o.neg_lr_t = -(lr * sqrt(1 - pow(beta_2, <double> t[0]))
+                       / (1 - pow(beta_1, <double> t[0])))
+    mid = _helper_split(fi0, block_rows if block_rows > 0 else SPLIT_ALIGN)
+    job.rows_part = False
+    job.Xb = buf.Xb
+    job.D = buf.Dl[0]
+    job.B = B
+    job.block = block_rows
+    job.lo = mid
+    job.hi = fi0
+    job.step = step
+    if hp != NULL:
+        fastbp_helper_post(hp, _split_job, job)
+    _layer_grads(s, buf, B, G)
+    if step:
+        _opt_range(o, p, G, m, v, w1_end, n_coefs, alpha, True)
+        _opt_range(o, p, G, m, v, n_coefs, n_params, zero, False)
+    _dW1_range(s, o, <const floating*> buf.Xb, B,
+               <const floating*> buf.Dl[0], p, G, m, v, alpha, block_rows, 0,
+               mid, step)
+    if hp != NULL:
+        fastbp_helper_wait(hp)
+    else:
+        _split_job(job)
+    if not step:
+        # clipping: scale the whole gradient to max_grad_norm when its
+        # global L2 norm exceeds it (folded into inv_sw)
+        norm = sqrt(_grad_sqnorm(<const floating*> p, <const floating*> G,
+                                 n_coefs, alpha, inv_sw_f)
+                    + _grad_sqnorm(<const floating*> p + n_coefs,
+                                   <const floating*> G + n_coefs,
+                                   n_params - n_coefs, zero, inv_sw_f))
+        if norm > max_grad_norm:
+            o.inv_sw = <floating> (inv_sw_f * (max_grad_norm / norm))
+        _opt_range(o, p, G, m, v, 0, n_coefs, alpha, True)
+        _opt_range(o, p, G, m, v, n_coefs, n_params, zero, False)
+
+
 # ============================================================ chunk kernels
 # Each runs units of work from ``start`` without the GIL until the unit that
 # crosses _CHUNK_SECONDS, and returns where it stopped.
@@ -1390,7 +1647,8 @@ def _train_chunk(_Workspace ws, floating[::1] params,
                  double lr_init, double alpha, double momentum,
                  bint nesterov, double beta_1, double beta_2,
                  double epsilon, double weight_decay, double max_grad_norm,
-                 double accumulated, Py_ssize_t batch, bint helper=False):
+                 double accumulated, Py_ssize_t batch, bint helper=False,
+                 bint split=False):
     """Minibatches ``batch, batch + 1, ..`` of the epoch ``order``.
     IN/OUT: params, m, v, t_inout[0] (Adam's step count). Adds
     ``batch_loss * batch_len`` of each batch to ``accumulated``; returns
@@ -1400,8 +1658,15 @@ def _train_chunk(_Workspace ws, floating[::1] params,
     to that global L2 norm. ``helper``: a second core is free for this
     chunk (the thread policy gave it two threads or more): the float32
     blocked first layer (small batches) then shares its blocks with a helper
-    thread, started here and joined before returning."""
+    thread, started here and joined before returning. ``split`` (dense
+    input, no dropout; the same in every chunk of a fit, whatever their
+    threads): minibatches that do not take the small-batch blocks run as the
+    two-thread step (``_rows_part``), on the helper thread too when
+    ``helper``."""
     cdef Input inp
+    cdef SplitJob sjob
+    cdef bint two
+    cdef Py_ssize_t h
     cdef fastbp_helper* hp = NULL
     cdef FirstLayerJob djob
     cdef Py_ssize_t rmid
@@ -1450,40 +1715,74 @@ def _train_chunk(_Workspace ws, floating[::1] params,
     inp.dense = ws.buf.Xb
     if not sparse:
         Xp = &X[0, 0]
-    if floating is float:
-        # Only where the forward product is split too (train_epoch also runs
-        # BLAS on one thread meanwhile, so OpenBLAS's threads never compete
-        # with the helper for the core).
-        if (helper and blocked and FASTBP_HAVE_HELPER
-                and _split_cols(&ws.spec, min(batch_size, n)) > 0
-                and fastbp_helper_start(&ws.helper) == 0):
-            hp = &ws.helper
+    # Only for the two-thread step or where the forward product is split
+    # (train_epoch also runs BLAS on one thread meanwhile, so OpenBLAS's
+    # threads never compete with the helper for the core).
+    if (helper and FASTBP_HAVE_HELPER
+            and (split or (blocked
+                           and _split_cols(&ws.spec, min(batch_size, n)) > 0))
+            and fastbp_helper_start(&ws.helper) == 0):
+        hp = &ws.helper
+    sjob.is_double = floating is double
+    sjob.s = &ws.spec
+    sjob.o = &o
+    sjob.X = Xp
+    sjob.Y = Yp
+    sjob.sw = swp
+    sjob.p = p
+    sjob.G = G
+    sjob.m = mp
+    sjob.v = vp
+    sjob.alpha = alpha_f
+    sjob.n_features = n_features
     with nogil:
         t0 = fastbp_now()
         while batch < n_batches:
             start = batch * batch_size
             B = min(batch_size, n - start)
             rows = &order[start]
+            # the first layer's products in blocks (the last batch may be
+            # smaller)
+            if blocked:
+                block_rows = _fuse_rows(&ws.spec, B, sizeof(floating))
+                split_cols = _split_cols(&ws.spec, B)
+            two = split and split_cols == 0 and B >= 2 * SPLIT_MIN_ROWS
             # Retrieve the minibatch: gather dense rows (CSR rows are read in
-            # place through `rows`).
-            if not sparse:
+            # place through `rows`; the two-thread step gathers its shares).
+            if two:
+                pass
+            elif not sparse:
                 for i in range(B):
                     memcpy((<floating*> ws.buf.Xb) + i * n_features,
                            Xp + rows[i] * n_features,
                            n_features * sizeof(floating))
             else:
                 inp.rows = rows
-            # the first layer's products in blocks (the last batch may be
-            # smaller)
-            if blocked:
-                block_rows = _fuse_rows(&ws.spec, B, sizeof(floating))
-                split_cols = _split_cols(&ws.spec, B)
             # (clipping needs the whole gradient before any step: no fusion)
             fuse = block_rows > 0 and max_grad_norm <= 0
             # Forward, loss and output delta, backward.
-            _forward(&ws.spec, <const floating*> p, &inp, B, &ws.buf,
-                     split_cols, hp if split_cols > 0 else NULL)
-            loss = _loss_delta(&ws.spec, &ws.buf, Yp, swp, rows, 0, B)
+            if two:
+                # share 1: rows h..B on the helper thread (or after rows 0..h)
+                h = _helper_split(B, SPLIT_ALIGN)
+                _shift_rows(&ws.spec, &ws.buf, h, sizeof(floating),
+                            n_features, &ws.view, ws.view_ptrs, ws.view_args)
+                sjob.rows_part = True
+                sjob.buf = &ws.view
+                sjob.rows = rows + h
+                sjob.n = B - h
+                if hp != NULL:
+                    fastbp_helper_post(hp, _split_job, &sjob)
+                loss = _rows_part(&ws.spec, <const floating*> p, Xp, rows, h,
+                                  n_features, &ws.buf, Yp, swp)
+                if hp != NULL:
+                    fastbp_helper_wait(hp)
+                else:
+                    _split_job(&sjob)
+                loss = loss + sjob.loss
+            else:
+                _forward(&ws.spec, <const floating*> p, &inp, B, &ws.buf,
+                         split_cols, hp if split_cols > 0 else NULL)
+                loss = _loss_delta(&ws.spec, &ws.buf, Yp, swp, rows, 0, B)
             if swp != NULL:
                 sw_sum = 0
                 for i in range(B):
@@ -1494,6 +1793,14 @@ def _train_chunk(_Workspace ws, floating[::1] params,
             if alpha != 0:
                 loss += (0.5 * alpha) * _l2(&ws.spec, p) / sw_sum
             accumulated += loss * B
+            if two:
+                _two_step_update(&ws.spec, &o, &sjob, hp, &ws.buf, B, p, G,
+                                 mp, vp, alpha_f, block_rows, solver, &t,
+                                 lr, beta_1, beta_2, max_grad_norm, sw_sum)
+                batch += 1
+                if fastbp_now() - t0 > _CHUNK_SECONDS:
+                    break
+                continue
             D1 = _backward(&ws.spec, <const floating*> p, &inp, B, &ws.buf,
                            False, fuse, G)
             # Update params; the gradient is _l2_and_scale's, formed on the
@@ -1681,6 +1988,16 @@ def _helper_applies(_Workspace ws, dtype, bint sparse, Py_ssize_t B):
     batch ``B``."""
     return bool(FASTBP_HAVE_HELPER and not sparse and np.dtype(dtype) == np.float32
                 and _SMALL_GEMM > 0 and _split_cols(&ws.spec, B) > 0)
+
+
+def _split_applies(_Workspace ws, bint sparse, dropout, Py_ssize_t B):
+    """Whether train_epoch may run the two-thread step (``_train_chunk``'s
+    ``split``) at batch ``B``: dense input, no dropout, a build with
+    threads, shares of SPLIT_MIN_ROWS rows or more. (Where a chunk may get
+    two threads, it then runs in every chunk, whatever their threads: the
+    numbers do not depend on them.)"""
+    return bool(FASTBP_HAVE_HELPER and not sparse and dropout is None
+                and ws.buf.Dl != NULL and B >= 2 * SPLIT_MIN_ROWS)
 
 
 def _helper_jobs_shim():
@@ -1890,6 +2207,7 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
     _decide_small_gemm()
     kernel = _dispatch(_train_chunk, net)
     helper_ok = _helper_applies(ws, net.dtype, x.sparse, B)
+    split_ok = _split_applies(ws, x.sparse, dropout, B)
     t = np.array([opt_state.t], dtype=np.longlong)
     args = (ws, params, m, v, t, x.dense, x.data, x.indices, x.indptr,
             x.sparse, Y, sw, has_sw, order, batch_size, int(opt_state.code),
@@ -1901,13 +2219,17 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
     total = 0.0
     try:
         with _input.session(net, "train_epoch", B) as session:
+            # the two-thread step where a chunk may get two threads (then in
+            # every chunk, so the numbers never depend on the threads)
+            split = split_ok and session.most_threads() >= 2
             while batch < n_batches:
                 threads = session.begin()
-                use_helper = helper_ok and threads is not None and threads >= 2
+                use_helper = ((helper_ok or split) and threads is not None
+                              and threads >= 2)
                 if use_helper:
                     # two threads of our own: OpenBLAS's stay out of their way
                     session.limit_blas(1)
-                new, total = kernel(*args, total, batch, use_helper)
+                new, total = kernel(*args, total, batch, use_helper, split)
                 session.end(new - batch)
                 batch = new
                 PyErr_CheckSignals()

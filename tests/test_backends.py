@@ -174,6 +174,9 @@ class _Recorder:
                 assert self.record["begins"] == len(self.record["units"])
                 self.record["begins"] += 1
 
+            def most_threads(self):
+                return 0  # as a session with no BLAS library to control
+
             def end(self, units):
                 assert self.record["begins"] == len(self.record["units"]) + 1
                 self.record["units"].append(units)

@@ -378,6 +378,29 @@ def test_environment_variable_forces_a_count_without_measuring(monkeypatch):
         assert s.begin() == 1 and ("k", 4) in policy._stats
 
 
+def test_most_threads_is_the_users_setting_whatever_is_forced_or_picked(monkeypatch):
+    # train_epoch shapes its work by it: it must not follow the counts the
+    # policy picks, nor FASTBP_BLAS_THREADS, or the numbers would
+    lib = FakeLibrary(4)
+    policy, clock = make_policy(lib)
+    monkeypatch.setattr(bt, "_policy", policy)
+    for forced in ("", "1", "2"):
+        monkeypatch.setenv("FASTBP_BLAS_THREADS", forced)
+        with bt.blas_session("k", BIG) as s:
+            assert s.most_threads() == 4
+            s.begin()
+            assert s.most_threads() == 4
+            s.end(1)
+        with bt.blas_session("k", bt.TINY_GEMM - 1) as s:
+            assert s.most_threads() == 1     # tiny products: one thread
+    lib.n = 1
+    monkeypatch.setenv("FASTBP_BLAS_THREADS", "")
+    with bt.blas_session("k", BIG) as s:
+        assert s.most_threads() == 1         # the user's setting
+    with bt.BlasThreads(clock=clock, libraries=lambda: []).session("k", BIG) as s:
+        assert s.most_threads() == 0         # no library to control
+
+
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_environment_variable_must_be_a_positive_count(monkeypatch, value):
     monkeypatch.setenv("FASTBP_BLAS_THREADS", value)

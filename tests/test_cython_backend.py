@@ -460,11 +460,16 @@ def test_fused_first_layer_step_matches_one_gemm_then_the_optimizer_pass(
 
 
 class _FixedThreads:
-    """A BLAS-thread session whose chunks all get ``n`` threads."""
+    """A BLAS-thread session whose chunks all get ``n`` threads, on a
+    machine where they could get ``most``."""
 
-    def __init__(self, n):
+    def __init__(self, n, most=2):
         self.n = n
+        self.most = most
         self.limits = []
+
+    def most_threads(self):
+        return self.most
 
     def limit_blas(self, n):
         self.limits.append(n)
@@ -519,7 +524,8 @@ def test_the_helper_thread_changes_no_number(solver, nesterov, weighted, restore
 @pytest.mark.parametrize("case", ["float64", "sparse", "no split"])
 def test_no_helper_thread_where_the_first_layer_is_not_split(case, restore_block_knobs,
                                                               monkeypatch):
-    # ... and then OpenBLAS keeps the threads the policy gave the chunk
+    # ... nor a two-thread step at this batch of 8 rows (shares under 16 rows)
+    # or on sparse input: OpenBLAS keeps the threads the policy gave the chunk
     from fastbp import _backend_input
 
     dtype = np.float64 if case == "float64" else np.float32
@@ -534,6 +540,141 @@ def test_no_helper_thread_where_the_first_layer_is_not_split(case, restore_block
     epoch_result(cb, net, params, X, Y, sw, "adam")
     assert cb._helper_jobs_shim()[0] == before
     assert all(s.limits == [] for s in sessions)
+
+
+# The two-thread step (dense input, no dropout, batches that do not take the
+# small-batch blocks): each minibatch in shares of rows, then of dJ/dW_1's rows.
+TWO_STEP_CASES = {
+    # name: (hidden, activation, out activation, loss, n_out, maxout pieces)
+    "relu": ((24,), "relu", "softmax", "log_loss", 3, 2),
+    "two layers tanh": ((24, 17), "tanh", "softmax", "log_loss", 3, 2),
+    "gelu, squared error": ((24,), "gelu", "identity", "squared_error", 2, 2),
+    "maxout then silu": ((12, 9), ["maxout", "silu"], "logistic", "log_loss", 1, 3),
+    "poisson": ((20,), "elu", "exp", "poisson", 1, 2),
+}
+
+
+def two_step_problem(dtype, case, weighted, n=150, n_features=37):
+    hidden, activation, out, loss, n_out, k = TWO_STEP_CASES[case]
+    rng = np.random.RandomState(5)
+    net = Network([n_features, *hidden, n_out], activation, out, loss,
+                  maxout_pieces=k, dtype=dtype)
+    X = rng.rand(n, n_features).astype(dtype)
+    if loss == "log_loss" and n_out > 1:
+        Y = np.eye(n_out, dtype=dtype)[rng.randint(n_out, size=n)]
+    elif loss == "log_loss":
+        Y = rng.randint(2, size=(n, 1)).astype(dtype)
+    else:
+        Y = rng.rand(n, n_out).astype(dtype)
+    sw = rng.uniform(0.5, 2, n).astype(dtype) if weighted else None
+    return net, net.init_params(rng), X, Y, sw
+
+
+def two_step_epochs(backend, net, params, X, Y, sw, solver, batch, clip=None):
+    order = np.random.RandomState(2).permutation(X.shape[0])
+    p = params.copy()
+    state = OptState(solver, net.n_params, net.dtype, 1e-2)
+    hyper = Hyper(alpha=1e-3, max_grad_norm=clip)
+    mean = [backend.train_epoch(net, p, state, X, Y, sw, order, batch, hyper)
+            for _ in range(2)]
+    return p, state.m, state.v, state.t, mean
+
+
+def _run_with_threads(monkeypatch, n, most, fn):
+    """``fn()`` with every chunk given ``n`` threads on a machine where
+    ``most`` could be; returns (result, helper jobs, BLAS limits taken)."""
+    from fastbp import _backend_input
+
+    sessions = []
+
+    def session(*a):
+        sessions.append(_FixedThreads(n, most))
+        return sessions[-1]
+
+    monkeypatch.setattr(_backend_input, "session", session)
+    before = cb._helper_jobs_shim()[0]
+    out = fn()
+    return (out, cb._helper_jobs_shim()[0] - before,
+            sorted({k for s in sessions for k in s.limits}))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", list(TWO_STEP_CASES))
+@pytest.mark.parametrize("solver, weighted, clip", [
+    ("adam", False, None), ("sgd", True, None), ("adam", True, 0.05)])
+def test_the_two_thread_step_gives_the_same_numbers_on_one_thread_or_two(
+        dtype, case, solver, weighted, clip, restore_block_knobs, monkeypatch):
+    # batches of 64 (the last of 22 rows: shares under 16 rows, one thread):
+    # two epochs with every chunk on one thread, then on two, must agree bit
+    # for bit (parameters, moments, losses), and agree with the NumPy backend
+    net, params, X, Y, sw = two_step_problem(dtype, case, weighted)
+    cb._small_gemm_shim(0)   # no small-batch blocks: the step applies
+    runs = [_run_with_threads(monkeypatch, n, 2, lambda: two_step_epochs(
+        cb, net, params, X, Y, sw, solver, 64, clip)) for n in (1, 2)]
+    (one, jobs_one, limits_one), (two, jobs_two, limits_two) = runs
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+    has_helper = cb._helper_jobs_shim()[1]
+    # 2 epochs x 2 batches of 64 rows x 2 shares on the helper; none on one thread
+    assert jobs_one == 0
+    assert jobs_two == (8 if has_helper else 0)
+    assert limits_one == [] and limits_two == ([1] if has_helper else [])
+    want = two_step_epochs(nb, net, params, X, Y, sw, solver, 64, clip)
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    for got, ref in zip(two[:3] + (two[4],), want[:3] + (want[4],), strict=True):
+        np.testing.assert_allclose(got, ref, rtol=rtol, atol=rtol * 1e-2)
+    assert two[3] == want[3]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_two_thread_step_runs_only_where_a_chunk_may_get_two_threads(
+        dtype, restore_block_knobs, monkeypatch):
+    # where no chunk can get a second thread (the user's setting is 1), the
+    # batch stays one product per layer: no helper, no BLAS limit
+    net, params, X, Y, sw = two_step_problem(dtype, "relu", False)
+    cb._small_gemm_shim(0)
+    _, jobs, limits = _run_with_threads(monkeypatch, 1, 1, lambda: two_step_epochs(
+        cb, net, params, X, Y, sw, "adam", 64))
+    assert jobs == 0 and limits == []
+
+
+def test_the_two_thread_step_leaves_sparse_input_and_dropout_alone(
+        restore_block_knobs, monkeypatch):
+    net, params, X, Y, sw = two_step_problem(np.float32, "relu", False)
+    cb._small_gemm_shim(0)
+    order = np.arange(X.shape[0])
+    for X_in, hyper in ((sp.csr_matrix(X), Hyper()),
+                        (X, Hyper(dropout=(0.3,), dropout_seed=4))):
+        state = OptState("adam", net.n_params, net.dtype, 1e-2)
+        _, jobs, limits = _run_with_threads(monkeypatch, 2, 2, lambda: cb.train_epoch(
+            net, params.copy(), state, X_in, Y, sw, order, 64, hyper))
+        assert jobs == 0 and limits == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_size", [100, 256])
+def test_a_fit_gives_the_same_numbers_whatever_threads_it_runs_on(dtype, batch_size,
+                                                                   monkeypatch):
+    # OpenBLAS's own threads sum some products in another order than one
+    # thread: a fit must not depend on the threads the policy picks (nor on
+    # FASTBP_BLAS_THREADS), or the same random_state would give other numbers
+    # on a busy machine
+    from fastbp import BPClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(600, 784).astype(dtype)
+    y = rng.randint(10, size=600)
+    fits = []
+    for forced in ("1", "2", ""):
+        monkeypatch.setenv("FASTBP_BLAS_THREADS", forced)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf = BPClassifier(hidden_layer_sizes=(64,), batch_size=batch_size,
+                               max_iter=3, random_state=0).fit(X, y)
+        fits.append(clf.coefs_ + clf.intercepts_ + [np.array(clf.loss_curve_)])
+    for other in fits[1:]:
+        for a, b in zip(fits[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32])
