@@ -353,7 +353,8 @@ cdef class _Workspace:
     cdef fastbp_helper helper     # train_epoch's second thread (one chunk)
     cdef void** delta_ptrs        # Dl[l], l = 0 .. L-1 (gather workspaces)
     cdef Buffers view             # buf from a row on (_shift_rows)
-    cdef void** view_ptrs         # its per-layer pointers: Z, H, Dl
+    cdef Buffers undrawn          # buf with no generator (_draw_masks)
+    cdef void** view_ptrs         # its per-layer pointers: Z, H, Dl, Zm, M
     cdef int** view_args          # its arg[l]
 
     def __cinit__(self, net, Py_ssize_t rows, bint gather, bint grad,
@@ -442,7 +443,7 @@ cdef class _Workspace:
         self.arg_ptrs = <int**> PyMem_Calloc(L, sizeof(int*))
         self.drop_ptrs = <void**> PyMem_Calloc(2 * L, sizeof(void*))
         self.delta_ptrs = <void**> PyMem_Calloc(L, sizeof(void*))
-        self.view_ptrs = <void**> PyMem_Calloc(3 * L, sizeof(void*))
+        self.view_ptrs = <void**> PyMem_Calloc(5 * L, sizeof(void*))
         self.view_args = <int**> PyMem_Calloc(L, sizeof(int*))
         if (self.layer_ptrs == NULL or self.arg_ptrs == NULL
                 or self.drop_ptrs == NULL or self.delta_ptrs == NULL
@@ -1324,13 +1325,14 @@ cdef void _dW1_rows_job(void* arg) noexcept nogil:
 
 
 # ------------------------------------------------- the two-thread step
-# train_epoch on dense input without dropout, at batches that do not take
-# the small-batch blocks: each minibatch in two shares that two threads can
-# run at once, every product on one BLAS thread, so that one thread running
-# both shares makes the very same calls (the same numbers, whichever thread
-# count a chunk is given):
+# train_epoch on dense input, at batches that do not take the small-batch
+# blocks: each minibatch in two shares that two threads can run at once,
+# every product on one BLAS thread, so that one thread running both shares
+# makes the very same calls (the same numbers, whichever thread count a
+# chunk is given):
 #   1. rows 0..h and h..B: gather, forward, loss, every layer's delta
-#      (``_rows_part``; the rows' loss sums are added in that order);
+#      (``_rows_part``; the rows' loss sums are added in that order; with
+#      dropout, the whole minibatch's masks are drawn first, _draw_masks);
 #   2. rows 0..mid and mid..fan_in of dJ/dW_1 with their optimizer pass
 #      (``_dW1_range``); the other layers' gradients, the biases and their
 #      optimizer pass on the calling thread (``_layer_grads``).
@@ -1344,9 +1346,10 @@ cdef void _shift_rows(const Spec* s, const Buffers* buf, Py_ssize_t r0,
                       Py_ssize_t itemsize, Py_ssize_t n_features,
                       Buffers* out, void** ptrs, int** args) noexcept nogil:
     """``out``: the buffers of ``buf`` from row r0 on (the pointer arrays in
-    ``ptrs``, 3 L of them, and ``args``, L); dropout's are not shifted (the
-    step has none). Row r of the view is row r0 + r of every buffer, so
-    work on the view's rows touches none of rows 0..r0."""
+    ``ptrs``, 5 L of them, and ``args``, L), with no dropout generator (the
+    masks are drawn beforehand: ``_draw_masks``). Row r of the view is row
+    r0 + r of every buffer, so work on the view's rows touches none of rows
+    0..r0."""
     cdef Py_ssize_t L = s.L, l, width = s.units[L - 1], mu = 0
     for l in range(L - 1):
         mu = max(mu, s.units[l])
@@ -1355,6 +1358,10 @@ cdef void _shift_rows(const Spec* s, const Buffers* buf, Py_ssize_t r0,
         ptrs[L + l] = (<char*> buf.H[l] + r0 * s.fan_out[l] * itemsize
                        if buf.H[l] != NULL else NULL)
         args[l] = buf.arg[l] + r0 * s.units[l] if buf.arg[l] != NULL else NULL
+        ptrs[3 * L + l] = (<char*> buf.Zm[l] + r0 * s.units[l] * itemsize
+                           if buf.Zm[l] != NULL else NULL)
+        ptrs[4 * L + l] = (<char*> buf.M[l] + r0 * s.units[l] * itemsize
+                           if buf.M[l] != NULL else NULL)
     for l in range(L):
         ptrs[2 * L + l] = <char*> buf.Dl[l] + r0 * s.fan_out[l] * itemsize
     out.Z = ptrs
@@ -1368,9 +1375,30 @@ cdef void _shift_rows(const Spec* s, const Buffers* buf, Py_ssize_t r0,
     # maxout's dJ/dZ (B x fan_in rows of at most mu columns)
     out.dZ = <char*> buf.dZ + r0 * mu * itemsize if buf.dZ != NULL else NULL
     out.Xb = <char*> buf.Xb + r0 * n_features * itemsize
-    out.Zm = buf.Zm
-    out.M = buf.M
+    out.Zm = ptrs + 3 * L
+    out.M = ptrs + 4 * L
     out.drop = NULL
+
+
+cdef void _draw_masks(const Spec* s, const Buffers* buf, Py_ssize_t B,
+                      const floating* params) noexcept nogil:
+    """Dropout in the two-thread step: every hidden layer's mask for the
+    whole minibatch, layer after layer, from buf.drop, as _forward draws
+    them in one pass (the same masks, whichever thread applies them).
+    ``params``: only its type."""
+    cdef Dropout* d = buf.drop
+    cdef Py_ssize_t l
+    if d == NULL:
+        return
+    for l in range(s.L - 1):
+        if buf.M[l] == NULL:
+            continue
+        if floating is float:
+            fastbp_dropout_f(NULL, NULL, <float*> buf.M[l], B * s.units[l],
+                             d.threshold[l], <float> d.scale[l], &d.state[0])
+        else:
+            fastbp_dropout_d(NULL, NULL, <double*> buf.M[l], B * s.units[l],
+                             d.threshold[l], d.scale[l], &d.state[0])
 
 
 cdef double _rows_part(const Spec* s, const floating* params,
@@ -1379,9 +1407,10 @@ cdef double _rows_part(const Spec* s, const floating* params,
                        const Buffers* buf, const floating* Y,
                        const floating* sw) noexcept nogil:
     """Share 1 of the two-thread step, for the n rows ``rows`` (into the
-    buffers ``buf``, a view from the share's first row): gather them,
-    forward, loss and output delta (returns the weighted loss sum), and the
-    delta of every layer into buf.Dl."""
+    buffers ``buf``, a view from the share's first row, with no dropout
+    generator: the masks are drawn): gather them, forward, loss and output
+    delta (returns the weighted loss sum), and the delta of every layer into
+    buf.Dl."""
     cdef Input inp
     cdef Py_ssize_t i, l
     for i in range(n):
@@ -1659,8 +1688,8 @@ def _train_chunk(_Workspace ws, floating[::1] params,
     chunk (the thread policy gave it two threads or more): the float32
     blocked first layer (small batches) then shares its blocks with a helper
     thread, started here and joined before returning. ``split`` (dense
-    input, no dropout; the same in every chunk of a fit, whatever their
-    threads): minibatches that do not take the small-batch blocks run as the
+    input; the same in every chunk of a fit, whatever their threads):
+    minibatches that do not take the small-batch blocks run as the
     two-thread step (``_rows_part``), on the helper thread too when
     ``helper``."""
     cdef Input inp
@@ -1723,6 +1752,8 @@ def _train_chunk(_Workspace ws, floating[::1] params,
                            and _split_cols(&ws.spec, min(batch_size, n)) > 0))
             and fastbp_helper_start(&ws.helper) == 0):
         hp = &ws.helper
+    ws.undrawn = ws.buf
+    ws.undrawn.drop = NULL
     sjob.is_double = floating is double
     sjob.s = &ws.spec
     sjob.o = &o
@@ -1764,6 +1795,7 @@ def _train_chunk(_Workspace ws, floating[::1] params,
             if two:
                 # share 1: rows h..B on the helper thread (or after rows 0..h)
                 h = _helper_split(B, SPLIT_ALIGN)
+                _draw_masks(&ws.spec, &ws.buf, B, <const floating*> p)
                 _shift_rows(&ws.spec, &ws.buf, h, sizeof(floating),
                             n_features, &ws.view, ws.view_ptrs, ws.view_args)
                 sjob.rows_part = True
@@ -1773,7 +1805,7 @@ def _train_chunk(_Workspace ws, floating[::1] params,
                 if hp != NULL:
                     fastbp_helper_post(hp, _split_job, &sjob)
                 loss = _rows_part(&ws.spec, <const floating*> p, Xp, rows, h,
-                                  n_features, &ws.buf, Yp, swp)
+                                  n_features, &ws.undrawn, Yp, swp)
                 if hp != NULL:
                     fastbp_helper_wait(hp)
                 else:
@@ -1990,14 +2022,14 @@ def _helper_applies(_Workspace ws, dtype, bint sparse, Py_ssize_t B):
                 and _SMALL_GEMM > 0 and _split_cols(&ws.spec, B) > 0)
 
 
-def _split_applies(_Workspace ws, bint sparse, dropout, Py_ssize_t B):
+def _split_applies(_Workspace ws, bint sparse, Py_ssize_t B):
     """Whether train_epoch may run the two-thread step (``_train_chunk``'s
-    ``split``) at batch ``B``: dense input, no dropout, a build with
-    threads, shares of SPLIT_MIN_ROWS rows or more. (Where a chunk may get
+    ``split``) at batch ``B``: dense input, a build with threads, shares of
+    SPLIT_MIN_ROWS rows or more. (Where a chunk may get
     two threads, it then runs in every chunk, whatever their threads: the
     numbers do not depend on them.)"""
-    return bool(FASTBP_HAVE_HELPER and not sparse and dropout is None
-                and ws.buf.Dl != NULL and B >= 2 * SPLIT_MIN_ROWS)
+    return bool(FASTBP_HAVE_HELPER and not sparse and ws.buf.Dl != NULL
+                and B >= 2 * SPLIT_MIN_ROWS)
 
 
 def _helper_jobs_shim():
@@ -2207,7 +2239,7 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
     _decide_small_gemm()
     kernel = _dispatch(_train_chunk, net)
     helper_ok = _helper_applies(ws, net.dtype, x.sparse, B)
-    split_ok = _split_applies(ws, x.sparse, dropout, B)
+    split_ok = _split_applies(ws, x.sparse, B)
     t = np.array([opt_state.t], dtype=np.longlong)
     args = (ws, params, m, v, t, x.dense, x.data, x.indices, x.indptr,
             x.sparse, Y, sw, has_sw, order, batch_size, int(opt_state.code),

@@ -179,7 +179,8 @@ static inline void fastbp_rng_step(uint64_t *s0, uint64_t *s1, uint64_t *s2,
  * no conversion to floating point); both loops vectorize. The last block
  * of a call may leave draws unused. The state lives in locals during the
  * call and is written back at the end, so the next call continues the
- * streams. */
+ * streams. Z == NULL: the mask only (train_epoch's two-thread step draws
+ * the whole minibatch's masks, then each share applies its rows'). */
 #define FASTBP_DROP_BLOCK 256
 /* (a block is a whole number of steps of the lanes) */
 typedef char fastbp_drop_block_check[
@@ -211,12 +212,16 @@ static FASTBP_CLONES void NAME(const T *FASTBP_RESTRICT Z,                  \
         for (ptrdiff_t j = 0; 2 * j < m; j += K) {                          \
             fastbp_rng_step(s0, s1, s2, s3, draws.w + j);                   \
         }                                                                   \
-        const T *z = Z + i;                                                 \
-        T *zm = Zm + i, *mask = M + i;                                      \
+        T *mask = M + i;                                                    \
         for (ptrdiff_t j = 0; j < m; j++) {                                 \
-            T mj = draws.h[j] >= thr ? scale : (T) 0;                       \
-            mask[j] = mj;                                                   \
-            zm[j] = z[j] * mj;                                              \
+            mask[j] = draws.h[j] >= thr ? scale : (T) 0;                    \
+        }                                                                   \
+        if (Z != NULL) {                                                    \
+            const T *z = Z + i;                                             \
+            T *zm = Zm + i;                                                 \
+            for (ptrdiff_t j = 0; j < m; j++) {                             \
+                zm[j] = z[j] * mask[j];                                     \
+            }                                                               \
         }                                                                   \
     }                                                                       \
     for (int k = 0; k < K; k++) {                                           \

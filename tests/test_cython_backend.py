@@ -570,13 +570,16 @@ def two_step_problem(dtype, case, weighted, n=150, n_features=37):
     return net, net.init_params(rng), X, Y, sw
 
 
-def two_step_epochs(backend, net, params, X, Y, sw, solver, batch, clip=None):
+def two_step_epochs(backend, net, params, X, Y, sw, solver, batch, clip=None,
+                    dropout=()):
     order = np.random.RandomState(2).permutation(X.shape[0])
     p = params.copy()
     state = OptState(solver, net.n_params, net.dtype, 1e-2)
-    hyper = Hyper(alpha=1e-3, max_grad_norm=clip)
-    mean = [backend.train_epoch(net, p, state, X, Y, sw, order, batch, hyper)
-            for _ in range(2)]
+    mean = [backend.train_epoch(net, p, state, X, Y, sw, order, batch,
+                                Hyper(alpha=1e-3, max_grad_norm=clip,
+                                      dropout=dropout,
+                                      dropout_seed=7 + epoch if dropout else None))
+            for epoch in range(2)]
     return p, state.m, state.v, state.t, mean
 
 
@@ -638,17 +641,38 @@ def test_the_two_thread_step_runs_only_where_a_chunk_may_get_two_threads(
     assert jobs == 0 and limits == []
 
 
-def test_the_two_thread_step_leaves_sparse_input_and_dropout_alone(
-        restore_block_knobs, monkeypatch):
+def test_the_two_thread_step_leaves_sparse_input_alone(restore_block_knobs, monkeypatch):
     net, params, X, Y, sw = two_step_problem(np.float32, "relu", False)
     cb._small_gemm_shim(0)
-    order = np.arange(X.shape[0])
-    for X_in, hyper in ((sp.csr_matrix(X), Hyper()),
-                        (X, Hyper(dropout=(0.3,), dropout_seed=4))):
-        state = OptState("adam", net.n_params, net.dtype, 1e-2)
-        _, jobs, limits = _run_with_threads(monkeypatch, 2, 2, lambda: cb.train_epoch(
-            net, params.copy(), state, X_in, Y, sw, order, 64, hyper))
-        assert jobs == 0 and limits == []
+    state = OptState("adam", net.n_params, net.dtype, 1e-2)
+    _, jobs, limits = _run_with_threads(monkeypatch, 2, 2, lambda: cb.train_epoch(
+        net, params.copy(), state, sp.csr_matrix(X), Y, sw, np.arange(X.shape[0]), 64,
+        Hyper()))
+    assert jobs == 0 and limits == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["relu", "two layers tanh"])
+def test_the_two_thread_step_draws_the_masks_one_thread_would(dtype, case,
+                                                              restore_block_knobs,
+                                                              monkeypatch):
+    # with dropout the step draws the whole minibatch's masks first, layer
+    # after layer, then each share applies its rows': on one thread or two the
+    # same numbers, and the masks of the one-product path (where no chunk can
+    # get two threads), so the numbers agree with it but for the products' sums
+    net, params, X, Y, sw = two_step_problem(dtype, case, True)
+    rates = (0.3,) * (net.n_layers - 2)
+    cb._small_gemm_shim(0)
+    (one, _, _), (two, jobs, _), (whole, whole_jobs, _) = [
+        _run_with_threads(monkeypatch, n, most, lambda: two_step_epochs(
+            cb, net, params, X, Y, sw, "adam", 64, dropout=rates))
+        for n, most in ((1, 2), (2, 2), (1, 1))]
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert jobs == (8 if cb._helper_jobs_shim()[1] else 0) and whole_jobs == 0
+    rtol = 1e-4 if dtype == np.float32 else 1e-11
+    for a, b in zip(two[:3] + (two[4],), whole[:3] + (whole[4],), strict=True):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
