@@ -416,6 +416,7 @@ cdef class _Workspace:
             sizes.append(("dZ", rows * max(units)))
         if gather:
             sizes.append(("Xb", rows * net.layer_units[0]))
+        if backward:
             # the two-thread step's deltas (Dl[L-1] is D0)
             for l in range(L - 1):
                 sizes.append((("Dl", l), rows * fan_out[l]))
@@ -479,7 +480,7 @@ cdef class _Workspace:
         self.buf.M = self.drop_ptrs + L
         self.buf.drop = NULL
         self.buf.Dl = NULL
-        if gather:
+        if backward:
             for l in range(L - 1):
                 self.delta_ptrs[l] = base + <Py_ssize_t> offsets["Dl", l]
             self.delta_ptrs[L - 1] = self.buf.D0
@@ -1374,7 +1375,8 @@ cdef void _shift_rows(const Spec* s, const Buffers* buf, Py_ssize_t r0,
     out.D1 = NULL
     # maxout's dJ/dZ (B x fan_in rows of at most mu columns)
     out.dZ = <char*> buf.dZ + r0 * mu * itemsize if buf.dZ != NULL else NULL
-    out.Xb = <char*> buf.Xb + r0 * n_features * itemsize
+    out.Xb = (<char*> buf.Xb + r0 * n_features * itemsize
+              if buf.Xb != NULL else NULL)
     out.Zm = ptrs + 3 * L
     out.M = ptrs + 4 * L
     out.drop = NULL
@@ -1403,28 +1405,32 @@ cdef void _draw_masks(const Spec* s, const Buffers* buf, Py_ssize_t B,
 
 cdef double _rows_part(const Spec* s, const floating* params,
                        const floating* X, const Py_ssize_t* rows,
-                       Py_ssize_t n, Py_ssize_t n_features,
+                       Py_ssize_t row0, Py_ssize_t n, Py_ssize_t n_features,
                        const Buffers* buf, const floating* Y,
                        const floating* sw) noexcept nogil:
-    """Share 1 of the two-thread step, for the n rows ``rows`` (into the
-    buffers ``buf``, a view from the share's first row, with no dropout
-    generator: the masks are drawn): gather them, forward, loss and output
-    delta (returns the weighted loss sum), and the delta of every layer into
-    buf.Dl."""
+    """Share 1 of the two-thread step, for the n rows ``rows`` of X
+    (gathered into buf.Xb), or rows row0 .. row0 + n when ``rows`` is NULL
+    (read in place; loss_grad), into the buffers ``buf``, a view from the
+    share's first row, with no dropout generator (the masks are drawn):
+    forward, loss and output delta (returns the weighted loss sum), and the
+    delta of every layer into buf.Dl."""
     cdef Input inp
     cdef Py_ssize_t i, l
-    for i in range(n):
-        memcpy((<floating*> buf.Xb) + i * n_features,
-               X + rows[i] * n_features, n_features * sizeof(floating))
+    if rows != NULL:
+        for i in range(n):
+            memcpy((<floating*> buf.Xb) + i * n_features,
+                   X + rows[i] * n_features, n_features * sizeof(floating))
+        inp.dense = buf.Xb
+    else:
+        inp.dense = X + row0 * n_features
     inp.sparse = False
-    inp.dense = buf.Xb
     inp.data = NULL
     inp.indices = NULL
     inp.indptr = NULL
     inp.rows = NULL
     inp.row0 = 0
     _forward(s, params, &inp, n, buf, 0, NULL)
-    cdef double loss = _loss_delta(s, buf, Y, sw, rows, 0, n)   # into Dl[L-1]
+    cdef double loss = _loss_delta(s, buf, Y, sw, rows, row0, n)  # into Dl[L-1]
     for l in range(s.L - 1, 0, -1):
         _propagate(s, params, l, n, buf, <const floating*> buf.Dl[l],
                    <floating*> buf.Dl[l - 1])
@@ -1432,9 +1438,10 @@ cdef double _rows_part(const Spec* s, const floating* params,
 
 
 cdef void _layer_grads(const Spec* s, const Buffers* buf, Py_ssize_t B,
-                       floating* G) noexcept nogil:
+                       bint accumulate, floating* G) noexcept nogil:
     """The gradients the calling thread forms in share 2: dJ/dW_l for every
-    layer but the first, and every bias (from the deltas in buf.Dl)."""
+    layer but the first, and every bias (from the deltas in buf.Dl; into G,
+    or added to it with ``accumulate``)."""
     cdef Py_ssize_t l, fi, fo
     cdef const floating* D
     for l in range(s.L - 1, -1, -1):
@@ -1444,18 +1451,20 @@ cdef void _layer_grads(const Spec* s, const Buffers* buf, Py_ssize_t B,
         if l > 0:
             _gemm(True, False, <int> fi, <int> fo, <int> B, <floating> 1,
                   <const floating*> _passed_on(buf, l - 1), <int> fi, D,
-                  <int> fo, <floating> 0, G + s.coef_off[l], <int> fo)
-        _colsum(D, B, fo, False, G + s.icpt_off[l])
+                  <int> fo, <floating> (1 if accumulate else 0),
+                  G + s.coef_off[l], <int> fo)
+        _colsum(D, B, fo, accumulate, G + s.icpt_off[l])
 
 
 cdef void _dW1_range(const Spec* s, const OptStep* o, const floating* X,
                      Py_ssize_t B, const floating* D, floating* p,
                      floating* G, floating* m, floating* v, floating alpha,
                      Py_ssize_t block_rows, Py_ssize_t lo, Py_ssize_t hi,
-                     bint step) noexcept nogil:
-    """Rows lo..hi of dJ/dW_1 = X^T . D_1 and, with ``step``, their
-    optimizer pass: in the fused blocks of ``block_rows`` rows
-    (``_dW1_step``) when there are, else one product and one pass."""
+                     bint step, bint accumulate) noexcept nogil:
+    """Rows lo..hi of dJ/dW_1 = X^T . D_1 (added to G with ``accumulate``)
+    and, with ``step``, their optimizer pass: in the fused blocks of
+    ``block_rows`` rows (``_dW1_step``) when there are, else one product and
+    one pass."""
     cdef Py_ssize_t fo = s.fan_out[0], fi = s.fan_in[0]
     cdef Py_ssize_t base = s.coef_off[0]
     if hi <= lo:
@@ -1464,8 +1473,8 @@ cdef void _dW1_range(const Spec* s, const OptStep* o, const floating* X,
         _dW1_step(s, o, X, B, D, p, G, m, v, alpha, block_rows, lo, hi)
         return
     _gemm(True, False, <int> (hi - lo), <int> fo, <int> B, <floating> 1,
-          X + lo, <int> fi, D, <int> fo, <floating> 0, G + base + lo * fo,
-          <int> fo)
+          X + lo, <int> fi, D, <int> fo, <floating> (1 if accumulate else 0),
+          G + base + lo * fo, <int> fo)
     if step:
         _opt_range(o, p, G, m, v, base + lo * fo, base + hi * fo, alpha, True)
 
@@ -1475,6 +1484,7 @@ cdef struct SplitJob:
     # or double buffers, as ``is_double``).
     bint is_double
     bint rows_part        # share 1 (else share 2's dJ/dW_1 rows)
+    bint step_only        # (share 2 after clipping: the pass over its rows)
     const Spec* s
     const OptStep* o
     const Buffers* buf
@@ -1489,32 +1499,43 @@ cdef struct SplitJob:
     void* m
     void* v
     double alpha
-    Py_ssize_t n, n_features, B, block, lo, hi
-    bint step
+    Py_ssize_t row0, n, n_features, B, block, lo, hi
+    bint step, accumulate
     double loss
 
 
 cdef void _split_job(void* arg) noexcept nogil:
     cdef SplitJob* j = <SplitJob*> arg
-    if j.rows_part:
+    cdef Py_ssize_t base = j.s.coef_off[0], fo = j.s.fan_out[0]
+    if j.step_only:
+        if j.is_double:
+            _opt_range(j.o, <double*> j.p, <const double*> j.G,
+                       <double*> j.m, <double*> j.v, base + j.lo * fo,
+                       base + j.hi * fo, <double> j.alpha, True)
+        else:
+            _opt_range(j.o, <float*> j.p, <const float*> j.G, <float*> j.m,
+                       <float*> j.v, base + j.lo * fo, base + j.hi * fo,
+                       <float> j.alpha, True)
+    elif j.rows_part:
         if j.is_double:
             j.loss = _rows_part(j.s, <const double*> j.p,
-                                <const double*> j.X, j.rows, j.n,
+                                <const double*> j.X, j.rows, j.row0, j.n,
                                 j.n_features, j.buf, <const double*> j.Y,
                                 <const double*> j.sw)
         else:
             j.loss = _rows_part(j.s, <const float*> j.p, <const float*> j.X,
-                                j.rows, j.n, j.n_features, j.buf,
+                                j.rows, j.row0, j.n, j.n_features, j.buf,
                                 <const float*> j.Y, <const float*> j.sw)
     elif j.is_double:
         _dW1_range(j.s, j.o, <const double*> j.Xb, j.B, <const double*> j.D,
                    <double*> j.p, <double*> j.G, <double*> j.m,
                    <double*> j.v, <double> j.alpha, j.block, j.lo, j.hi,
-                   j.step)
+                   j.step, j.accumulate)
     else:
         _dW1_range(j.s, j.o, <const float*> j.Xb, j.B, <const float*> j.D,
                    <float*> j.p, <float*> j.G, <float*> j.m, <float*> j.v,
-                   <float> j.alpha, j.block, j.lo, j.hi, j.step)
+                   <float> j.alpha, j.block, j.lo, j.hi, j.step,
+                   j.accumulate)
 
 
 cdef void _two_step_update(const Spec* s, OptStep* o, SplitJob* job,
@@ -1551,15 +1572,17 @@ cdef void _two_step_update(const Spec* s, OptStep* o, SplitJob* job,
     job.lo = mid
     job.hi = fi0
     job.step = step
+    job.step_only = False
+    job.accumulate = False
     if hp != NULL:
         fastbp_helper_post(hp, _split_job, job)
-    _layer_grads(s, buf, B, G)
+    _layer_grads(s, buf, B, False, G)
     if step:
         _opt_range(o, p, G, m, v, w1_end, n_coefs, alpha, True)
         _opt_range(o, p, G, m, v, n_coefs, n_params, zero, False)
     _dW1_range(s, o, <const floating*> buf.Xb, B,
                <const floating*> buf.Dl[0], p, G, m, v, alpha, block_rows, 0,
-               mid, step)
+               mid, step, False)
     if hp != NULL:
         fastbp_helper_wait(hp)
     else:
@@ -1574,8 +1597,20 @@ cdef void _two_step_update(const Spec* s, OptStep* o, SplitJob* job,
                                    n_params - n_coefs, zero, inv_sw_f))
         if norm > max_grad_norm:
             o.inv_sw = <floating> (inv_sw_f * (max_grad_norm / norm))
-        _opt_range(o, p, G, m, v, 0, n_coefs, alpha, True)
+        # the pass, W_1's rows mid .. fan_in there (each element's update is
+        # independent: the same numbers)
+        job.step_only = True
+        if hp != NULL:
+            fastbp_helper_post(hp, _split_job, job)
+        _opt_range(o, p, G, m, v, 0, s.coef_off[0] + mid * s.fan_out[0],
+                   alpha, True)
+        _opt_range(o, p, G, m, v, w1_end, n_coefs, alpha, True)
         _opt_range(o, p, G, m, v, n_coefs, n_params, zero, False)
+        if hp != NULL:
+            fastbp_helper_wait(hp)
+        else:
+            _split_job(job)
+        job.step_only = False
 
 
 # ============================================================ chunk kernels
@@ -1617,31 +1652,97 @@ def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
                      const Py_ssize_t[::1] X_indptr, bint sparse,
                      const floating[:, ::1] Y, const floating[::1] sw,
                      bint has_sw, floating[::1] grad, double total,
-                     Py_ssize_t start):
+                     Py_ssize_t start, bint helper=False, bint split=False):
     """Blocks of ``ws.rows`` rows from row ``start``: adds their unnormalised
     gradient to ``grad`` (overwrites it when ``start == 0``) and their
-    ``s_i loss_i`` to ``total``. Returns ``(next row, total)``."""
+    ``s_i loss_i`` to ``total``. Returns ``(next row, total)``. ``split``
+    (dense input; the same in every chunk of a call): blocks of 32 rows or
+    more run as the two-thread step without its optimizer pass (rows h..B
+    and dJ/dW_1's rows mid..fan_in on a helper thread when ``helper``, else
+    after the rest: the same products either way)."""
     cdef Input inp
-    cdef Py_ssize_t n = Y.shape[0], B, block = ws.rows
+    cdef Py_ssize_t n = Y.shape[0], B, block = ws.rows, h
+    cdef Py_ssize_t n_features = X.shape[1], fi0 = ws.spec.fan_in[0]
     cdef const floating* swp = _ptr1(sw) if has_sw else NULL
     cdef const floating* p = &params[0]
-    cdef double t0
+    cdef const floating* Xp = NULL if sparse else &X[0, 0]
+    cdef floating* G = &grad[0]
+    cdef fastbp_helper* hp = NULL
+    cdef SplitJob job
+    cdef double t0, part
     _set_input(&inp, sparse, X_data, X_indices, X_indptr)
+    if helper and split and FASTBP_HAVE_HELPER \
+            and fastbp_helper_start(&ws.helper) == 0:
+        hp = &ws.helper
+    job.is_double = floating is double
+    job.s = &ws.spec
+    job.X = Xp
+    job.Y = &Y[0, 0]
+    job.sw = swp
+    job.o = NULL                  # (no optimizer pass: step is False)
+    job.step_only = False
+    job.p = <void*> p
+    job.G = G
+    job.m = NULL
+    job.v = NULL
+    job.alpha = 0
+    job.rows = NULL
+    job.n_features = n_features
+    job.step = False
     with nogil:
         t0 = fastbp_now()
         while start < n:
             B = min(block, n - start)
-            inp.row0 = start
-            if not sparse:
-                inp.dense = <const void*> &X[start, 0]
-            _forward(&ws.spec, p, &inp, B, &ws.buf, 0)
-            total += _loss_delta(&ws.spec, &ws.buf, &Y[0, 0], swp, NULL,
-                                 start, B)
-            _backward(&ws.spec, p, &inp, B, &ws.buf, start > 0, False,
-                      &grad[0])
+            if split and not sparse and B >= 2 * SPLIT_MIN_ROWS:
+                # rows start .. start+h here, the rest on the helper
+                h = _helper_split(B, SPLIT_ALIGN)
+                _shift_rows(&ws.spec, &ws.buf, h, sizeof(floating),
+                            n_features, &ws.view, ws.view_ptrs, ws.view_args)
+                job.rows_part = True
+                job.buf = &ws.view
+                job.row0 = start + h
+                job.n = B - h
+                if hp != NULL:
+                    fastbp_helper_post(hp, _split_job, &job)
+                part = _rows_part(&ws.spec, p, Xp, NULL, start, h,
+                                  n_features, &ws.buf, &Y[0, 0], swp)
+                if hp != NULL:
+                    fastbp_helper_wait(hp)
+                else:
+                    _split_job(&job)
+                total += part + job.loss
+                # dJ/dW_1's rows mid .. fan_in there, the rest here
+                job.rows_part = False
+                job.Xb = Xp + start * n_features
+                job.D = ws.buf.Dl[0]
+                job.B = B
+                job.block = 0
+                job.lo = _helper_split(fi0, SPLIT_ALIGN)
+                job.hi = fi0
+                job.accumulate = start > 0
+                if hp != NULL:
+                    fastbp_helper_post(hp, _split_job, &job)
+                _layer_grads(&ws.spec, &ws.buf, B, start > 0, G)
+                _dW1_range(&ws.spec, NULL, Xp + start * n_features, B,
+                           <const floating*> ws.buf.Dl[0], NULL, G, NULL,
+                           NULL, 0, 0, 0, job.lo, False, start > 0)
+                if hp != NULL:
+                    fastbp_helper_wait(hp)
+                else:
+                    _split_job(&job)
+            else:
+                inp.row0 = start
+                if not sparse:
+                    inp.dense = <const void*> &X[start, 0]
+                _forward(&ws.spec, p, &inp, B, &ws.buf, 0)
+                total += _loss_delta(&ws.spec, &ws.buf, &Y[0, 0], swp, NULL,
+                                     start, B)
+                _backward(&ws.spec, p, &inp, B, &ws.buf, start > 0, False, G)
             start += B
             if fastbp_now() - t0 > _CHUNK_SECONDS:
                 break
+    if hp != NULL:
+        fastbp_helper_stop(hp)
     return start, total
 
 
@@ -1755,6 +1856,7 @@ def _train_chunk(_Workspace ws, floating[::1] params,
     ws.undrawn = ws.buf
     ws.undrawn.drop = NULL
     sjob.is_double = floating is double
+    sjob.step_only = False
     sjob.s = &ws.spec
     sjob.o = &o
     sjob.X = Xp
@@ -1801,11 +1903,12 @@ def _train_chunk(_Workspace ws, floating[::1] params,
                 sjob.rows_part = True
                 sjob.buf = &ws.view
                 sjob.rows = rows + h
+                sjob.row0 = 0
                 sjob.n = B - h
                 if hp != NULL:
                     fastbp_helper_post(hp, _split_job, &sjob)
-                loss = _rows_part(&ws.spec, <const floating*> p, Xp, rows, h,
-                                  n_features, &ws.undrawn, Yp, swp)
+                loss = _rows_part(&ws.spec, <const floating*> p, Xp, rows, 0,
+                                  h, n_features, &ws.undrawn, Yp, swp)
                 if hp != NULL:
                     fastbp_helper_wait(hp)
                 else:
@@ -2195,14 +2298,21 @@ def loss_grad(net, params, X, Y, sample_weight=None, alpha=0.0, grad_out=None):
     block = min(n, _LOSS_GRAD_BLOCK)
     ws = _Workspace(net, block, False, False)
     kernel = _dispatch(_loss_grad_chunk, net)
+    split_ok = _split_applies(ws, x.sparse, block)
     start = 0
     loss_sum = 0.0
     with _input.session(net, "loss_grad", block) as session:
+        # as train_epoch: the two-thread step where a chunk may get two
+        # threads, so the numbers never depend on the threads picked
+        split = split_ok and session.most_threads() >= 2
         while start < n:
-            session.begin()
+            threads = session.begin()
+            use_helper = split and threads is not None and threads >= 2
+            if use_helper:
+                session.limit_blas(1)
             new, loss_sum = kernel(ws, params, x.dense, x.data, x.indices,
                                    x.indptr, x.sparse, Y, sw, has_sw, grad,
-                                   loss_sum, start)
+                                   loss_sum, start, use_helper, split)
             session.end(-(-(new - start) // block))
             start = new
             PyErr_CheckSignals()

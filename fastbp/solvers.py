@@ -234,16 +234,26 @@ def minimize_lbfgs(fun, x0, *, max_iter, max_fun, tol, callback=None, work=None)
     """Run scipy's L-BFGS-B on ``fun(x) -> (loss, grad)`` as scikit-learn does.
 
     ``work`` (multiply-adds of one evaluation) below ``SMALL_LBFGS_WORK``
-    limits BLAS to one thread for the run.
+    limits BLAS to one thread for the run. Above it, L-BFGS-B's own BLAS
+    calls (level-1, over the parameters) run on one thread while each
+    evaluation chooses its threads: OpenBLAS's threads spinning after a
+    threaded ``ddot`` would take the core of the evaluation's helper thread.
     """
-    from contextlib import nullcontext
-
-    from ._blas_threads import blas_limit
+    from ._blas_threads import blas_between, blas_limit
 
     small = work is not None and work < SMALL_LBFGS_WORK
-    with blas_limit(1) if small else nullcontext():
+    with blas_limit(1) if small else blas_between(1) as block:
+        if small:
+            evaluate = fun
+        else:
+            def evaluate(x):
+                try:
+                    return fun(x)
+                finally:
+                    block.settle()
+
         return scipy.optimize.minimize(
-            fun,
+            evaluate,
             x0,
             method="L-BFGS-B",
             jac=True,

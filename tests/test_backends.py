@@ -264,6 +264,9 @@ def units_done(monkeypatch):
         def __exit__(self, *exc):
             return False
 
+        def most_threads(self):
+            return 0  # as a session with no BLAS library to control
+
     monkeypatch.setattr(_blas_threads, "blas_session", Recording)
     return done
 

@@ -401,6 +401,24 @@ def test_most_threads_is_the_users_setting_whatever_is_forced_or_picked(monkeypa
         assert s.most_threads() == 0         # no library to control
 
 
+def test_between_sets_the_blocks_own_calls_without_capping_the_calls_in_it(monkeypatch):
+    # L-BFGS-B's own level-1 BLAS calls on one thread; its loss evaluations
+    # (sessions) still get two; the user's setting back at the end
+    lib = FakeLibrary(2)
+    policy, clock = make_policy(lib)
+    monkeypatch.setattr(bt, "_policy", policy)
+    monkeypatch.setenv("FASTBP_BLAS_THREADS", "2")
+    with bt.blas_between(1) as block:
+        assert lib.n == 1
+        for _ in range(3):
+            with bt.blas_session("k", BIG) as s:
+                assert s.begin() == 2 and lib.n == 2 and s.most_threads() == 2
+                s.end(1)
+            block.settle()
+            assert lib.n == 1
+    assert lib.n == 2
+
+
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_environment_variable_must_be_a_positive_count(monkeypatch, value):
     monkeypatch.setenv("FASTBP_BLAS_THREADS", value)

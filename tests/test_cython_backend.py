@@ -618,9 +618,10 @@ def test_the_two_thread_step_gives_the_same_numbers_on_one_thread_or_two(
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
     has_helper = cb._helper_jobs_shim()[1]
-    # 2 epochs x 2 batches of 64 rows x 2 shares on the helper; none on one thread
+    # 2 epochs x 2 batches of 64 rows x 2 shares on the helper (3 with
+    # clipping: the optimizer pass after the norm too); none on one thread
     assert jobs_one == 0
-    assert jobs_two == (8 if has_helper else 0)
+    assert jobs_two == ((12 if clip else 8) if has_helper else 0)
     assert limits_one == [] and limits_two == ([1] if has_helper else [])
     want = two_step_epochs(nb, net, params, X, Y, sw, solver, 64, clip)
     rtol = 2e-4 if dtype == np.float32 else 1e-10
@@ -676,6 +677,30 @@ def test_the_two_thread_step_draws_the_masks_one_thread_would(dtype, case,
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", list(TWO_STEP_CASES))
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loss_grad_gives_the_same_numbers_on_one_thread_or_two(dtype, case, weighted,
+                                                               monkeypatch):
+    # L-BFGS's loss and gradient in blocks of 64 rows (150 rows: 64, 64, 22),
+    # each block of 32 rows or more as the two-thread step without its
+    # optimizer pass: on one thread or two, bit for bit; as the NumPy backend
+    net, params, X, Y, sw = two_step_problem(dtype, case, weighted)
+    monkeypatch.setattr(cb, "_LOSS_GRAD_BLOCK", 64)
+    (one, jobs_one, _), (two, jobs_two, limits) = [
+        _run_with_threads(monkeypatch, n, 2, lambda: cb.loss_grad(
+            net, params, X, Y, sw, alpha=1e-3)) for n in (1, 2)]
+    assert one[0] == two[0]
+    np.testing.assert_array_equal(one[1], two[1])
+    has_helper = cb._helper_jobs_shim()[1]
+    assert jobs_one == 0 and jobs_two == (4 if has_helper else 0)
+    assert limits == ([1] if has_helper else [])
+    want = nb.loss_grad(net, params, X, Y, sw, alpha=1e-3)
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(two[0], want[0], rtol=rtol)
+    np.testing.assert_allclose(two[1], want[1], rtol=rtol, atol=rtol * 1e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [100, 256])
 def test_a_fit_gives_the_same_numbers_whatever_threads_it_runs_on(dtype, batch_size,
                                                                    monkeypatch):
@@ -688,6 +713,8 @@ def test_a_fit_gives_the_same_numbers_whatever_threads_it_runs_on(dtype, batch_s
     rng = np.random.RandomState(0)
     X = rng.rand(600, 784).astype(dtype)
     y = rng.randint(10, size=600)
+    # (L-BFGS too, its loss and gradient in blocks of 256 rows)
+    monkeypatch.setattr(cb, "_LOSS_GRAD_BLOCK", 256)
     fits = []
     for forced in ("1", "2", ""):
         monkeypatch.setenv("FASTBP_BLAS_THREADS", forced)
@@ -695,7 +722,10 @@ def test_a_fit_gives_the_same_numbers_whatever_threads_it_runs_on(dtype, batch_s
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf = BPClassifier(hidden_layer_sizes=(64,), batch_size=batch_size,
                                max_iter=3, random_state=0).fit(X, y)
-        fits.append(clf.coefs_ + clf.intercepts_ + [np.array(clf.loss_curve_)])
+            fit = clf.coefs_ + clf.intercepts_ + [np.array(clf.loss_curve_)]
+            clf = BPClassifier(hidden_layer_sizes=(64,), solver="lbfgs", max_iter=5,
+                               random_state=0).fit(X, y)
+        fits.append(fit + clf.coefs_ + [np.array(clf.loss_)])
     for other in fits[1:]:
         for a, b in zip(fits[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
