@@ -1429,7 +1429,8 @@ cdef double _rows_part(const Spec* s, const floating* params,
     inp.indptr = NULL
     inp.rows = NULL
     inp.row0 = 0
-    _forward(s, params, &inp, n, buf, 0, NULL)
+    _forward(s, params, &inp, n, buf,
+             _split_cols(s, n) if floating is float else 0, NULL)
     cdef double loss = _loss_delta(s, buf, Y, sw, rows, row0, n)  # into Dl[L-1]
     for l in range(s.L - 1, 0, -1):
         _propagate(s, params, l, n, buf, <const floating*> buf.Dl[l],
@@ -1879,7 +1880,7 @@ def _train_chunk(_Workspace ws, floating[::1] params,
             if blocked:
                 block_rows = _fuse_rows(&ws.spec, B, sizeof(floating))
                 split_cols = _split_cols(&ws.spec, B)
-            two = split and split_cols == 0 and B >= 2 * SPLIT_MIN_ROWS
+            two = split and B >= 2 * SPLIT_MIN_ROWS
             # Retrieve the minibatch: gather dense rows (CSR rows are read in
             # place through `rows`; the two-thread step gathers its shares).
             if two:

@@ -605,13 +605,16 @@ def _run_with_threads(monkeypatch, n, most, fn):
 @pytest.mark.parametrize("case", list(TWO_STEP_CASES))
 @pytest.mark.parametrize("solver, weighted, clip", [
     ("adam", False, None), ("sgd", True, None), ("adam", True, 0.05)])
+@pytest.mark.parametrize("blocks", [False, True])
 def test_the_two_thread_step_gives_the_same_numbers_on_one_thread_or_two(
-        dtype, case, solver, weighted, clip, restore_block_knobs, monkeypatch):
+        dtype, case, solver, weighted, clip, blocks, restore_block_knobs, monkeypatch):
     # batches of 64 (the last of 22 rows: shares under 16 rows, one thread):
     # two epochs with every chunk on one thread, then on two, must agree bit
-    # for bit (parameters, moments, losses), and agree with the NumPy backend
+    # for bit (parameters, moments, losses), and agree with the NumPy backend.
+    # ``blocks`` (float32): each share's forward product in blocks of 16
+    # columns and dJ/dW_1 in fused blocks of 16 rows, as at small batches
     net, params, X, Y, sw = two_step_problem(dtype, case, weighted)
-    cb._small_gemm_shim(0)   # no small-batch blocks: the step applies
+    cb._small_gemm_shim(64 * 24 * 16 if blocks else 0)
     runs = [_run_with_threads(monkeypatch, n, 2, lambda: two_step_epochs(
         cb, net, params, X, Y, sw, solver, 64, clip)) for n in (1, 2)]
     (one, jobs_one, limits_one), (two, jobs_two, limits_two) = runs
@@ -619,9 +622,12 @@ def test_the_two_thread_step_gives_the_same_numbers_on_one_thread_or_two(
         np.testing.assert_array_equal(a, b)
     has_helper = cb._helper_jobs_shim()[1]
     # 2 epochs x 2 batches of 64 rows x 2 shares on the helper (3 with
-    # clipping: the optimizer pass after the norm too); none on one thread
+    # clipping: the optimizer pass after the norm too); with blocks, the
+    # last batch of 22 rows shares its blocks too (the forward's, and
+    # dJ/dW_1's unless clipping turns the fusion off); none on one thread
+    small = (1 if clip else 2) * 2 if blocks and dtype == np.float32 else 0
     assert jobs_one == 0
-    assert jobs_two == ((12 if clip else 8) if has_helper else 0)
+    assert jobs_two == ((12 if clip else 8) + small if has_helper else 0)
     assert limits_one == [] and limits_two == ([1] if has_helper else [])
     want = two_step_epochs(nb, net, params, X, Y, sw, solver, 64, clip)
     rtol = 2e-4 if dtype == np.float32 else 1e-10
