@@ -730,6 +730,33 @@ cdef void _csr_T_times_D(const Input* inp, Py_ssize_t B, const floating* D,
                 g[j] += a * d[j]
 
 
+cdef void _csr_T_times_D_rows(const Input* inp, Py_ssize_t B,
+                              const floating* D, Py_ssize_t fo, Py_ssize_t lo,
+                              Py_ssize_t hi, bint accumulate,
+                              floating* G) noexcept nogil:
+    """Rows lo..hi of ``G (+)= X_csr[rows]^T @ D`` (G: fi x fo): the
+    two-thread step's half of a sparse first layer's gradient. Each row of
+    G sums over the batch in the order of ``_csr_T_times_D``."""
+    cdef Py_ssize_t b, p, j, r, c
+    cdef floating a
+    cdef const floating* data = <const floating*> inp.data
+    cdef const floating* d
+    cdef floating* g
+    if not accumulate:
+        memset(G + lo * fo, 0, (hi - lo) * fo * sizeof(floating))
+    for b in range(B):
+        r = _row(inp.rows, inp.row0, b)
+        d = D + b * fo
+        for p in range(inp.indptr[r], inp.indptr[r + 1]):
+            c = inp.indices[p]
+            if c < lo or c >= hi:
+                continue
+            a = data[p]
+            g = G + c * fo
+            for j in range(fo):
+                g[j] += a * d[j]
+
+
 # ==================================================================== dropout
 
 cdef inline const void* _passed_on(const Buffers* buf,
@@ -1326,16 +1353,18 @@ cdef void _dW1_rows_job(void* arg) noexcept nogil:
 
 
 # ------------------------------------------------- the two-thread step
-# train_epoch on dense input, at batches that do not take the small-batch
-# blocks: each minibatch in two shares that two threads can run at once,
-# every product on one BLAS thread, so that one thread running both shares
-# makes the very same calls (the same numbers, whichever thread count a
-# chunk is given):
-#   1. rows 0..h and h..B: gather, forward, loss, every layer's delta
+# train_epoch and loss_grad, at batches of 32 rows or more: each minibatch
+# in two shares that two threads can run at once, every product on one BLAS
+# thread, so that one thread running both shares makes the very same calls
+# (the same numbers, whichever thread count a chunk is given):
+#   1. rows 0..h and h..B: gather (dense; CSR rows are read in place),
+#      forward, loss, every layer's delta
 #      (``_rows_part``; the rows' loss sums are added in that order; with
 #      dropout, the whole minibatch's masks are drawn first, _draw_masks);
 #   2. rows 0..mid and mid..fan_in of dJ/dW_1 with their optimizer pass
-#      (``_dW1_range``); the other layers' gradients, the biases and their
+#      (``_dW1_range``; CSR: ``_csr_T_times_D_rows``, each thread reading
+#      the whole batch for its rows of the gradient); the other layers'
+#      gradients, the biases and their
 #      optimizer pass on the calling thread (``_layer_grads``).
 
 cdef enum:
@@ -1404,31 +1433,38 @@ cdef void _draw_masks(const Spec* s, const Buffers* buf, Py_ssize_t B,
 
 
 cdef double _rows_part(const Spec* s, const floating* params,
-                       const floating* X, const Py_ssize_t* rows,
-                       Py_ssize_t row0, Py_ssize_t n, Py_ssize_t n_features,
-                       const Buffers* buf, const floating* Y,
-                       const floating* sw) noexcept nogil:
+                       const floating* X, const Input* csr,
+                       const Py_ssize_t* rows, Py_ssize_t row0, Py_ssize_t n,
+                       Py_ssize_t n_features, const Buffers* buf,
+                       const floating* Y, const floating* sw) noexcept nogil:
     """Share 1 of the two-thread step, for the n rows ``rows`` of X
     (gathered into buf.Xb), or rows row0 .. row0 + n when ``rows`` is NULL
     (read in place; loss_grad), into the buffers ``buf``, a view from the
     share's first row, with no dropout generator (the masks are drawn):
     forward, loss and output delta (returns the weighted loss sum), and the
-    delta of every layer into buf.Dl."""
+    delta of every layer into buf.Dl. ``csr`` (or NULL: X is dense): X is
+    that CSR matrix, whose rows are read in place."""
     cdef Input inp
     cdef Py_ssize_t i, l
-    if rows != NULL:
-        for i in range(n):
-            memcpy((<floating*> buf.Xb) + i * n_features,
-                   X + rows[i] * n_features, n_features * sizeof(floating))
-        inp.dense = buf.Xb
+    if csr != NULL:
+        inp = csr[0]
+        inp.rows = rows
+        inp.row0 = row0
     else:
-        inp.dense = X + row0 * n_features
-    inp.sparse = False
-    inp.data = NULL
-    inp.indices = NULL
-    inp.indptr = NULL
-    inp.rows = NULL
-    inp.row0 = 0
+        if rows != NULL:
+            for i in range(n):
+                memcpy((<floating*> buf.Xb) + i * n_features,
+                       X + rows[i] * n_features,
+                       n_features * sizeof(floating))
+            inp.dense = buf.Xb
+        else:
+            inp.dense = X + row0 * n_features
+        inp.sparse = False
+        inp.data = NULL
+        inp.indices = NULL
+        inp.indptr = NULL
+        inp.rows = NULL
+        inp.row0 = 0
     _forward(s, params, &inp, n, buf,
              _split_cols(s, n) if floating is float else 0, NULL)
     cdef double loss = _loss_delta(s, buf, Y, sw, rows, row0, n)  # into Dl[L-1]
@@ -1461,21 +1497,26 @@ cdef void _dW1_range(const Spec* s, const OptStep* o, const floating* X,
                      Py_ssize_t B, const floating* D, floating* p,
                      floating* G, floating* m, floating* v, floating alpha,
                      Py_ssize_t block_rows, Py_ssize_t lo, Py_ssize_t hi,
-                     bint step, bint accumulate) noexcept nogil:
+                     bint step, bint accumulate,
+                     const Input* csr=NULL) noexcept nogil:
     """Rows lo..hi of dJ/dW_1 = X^T . D_1 (added to G with ``accumulate``)
     and, with ``step``, their optimizer pass: in the fused blocks of
     ``block_rows`` rows (``_dW1_step``) when there are, else one product and
-    one pass."""
+    one pass. ``csr``: X is the batch's rows of that CSR matrix (X unused)."""
     cdef Py_ssize_t fo = s.fan_out[0], fi = s.fan_in[0]
     cdef Py_ssize_t base = s.coef_off[0]
     if hi <= lo:
         return
-    if block_rows > 0 and step:
+    if csr != NULL:
+        _csr_T_times_D_rows(csr, B, D, fo, lo, hi, accumulate, G + base)
+    elif block_rows > 0 and step:
         _dW1_step(s, o, X, B, D, p, G, m, v, alpha, block_rows, lo, hi)
         return
-    _gemm(True, False, <int> (hi - lo), <int> fo, <int> B, <floating> 1,
-          X + lo, <int> fi, D, <int> fo, <floating> (1 if accumulate else 0),
-          G + base + lo * fo, <int> fo)
+    else:
+        _gemm(True, False, <int> (hi - lo), <int> fo, <int> B, <floating> 1,
+              X + lo, <int> fi, D, <int> fo,
+              <floating> (1 if accumulate else 0), G + base + lo * fo,
+              <int> fo)
     if step:
         _opt_range(o, p, G, m, v, base + lo * fo, base + hi * fo, alpha, True)
 
@@ -1494,6 +1535,7 @@ cdef struct SplitJob:
     const void* Y
     const void* sw
     const void* Xb        # the gathered minibatch (share 2)
+    const Input* csr      # X as CSR (or NULL: dense)
     const void* D
     void* p
     void* G
@@ -1520,23 +1562,25 @@ cdef void _split_job(void* arg) noexcept nogil:
     elif j.rows_part:
         if j.is_double:
             j.loss = _rows_part(j.s, <const double*> j.p,
-                                <const double*> j.X, j.rows, j.row0, j.n,
+                                <const double*> j.X, j.csr, j.rows, j.row0,
+                                j.n,
                                 j.n_features, j.buf, <const double*> j.Y,
                                 <const double*> j.sw)
         else:
             j.loss = _rows_part(j.s, <const float*> j.p, <const float*> j.X,
-                                j.rows, j.row0, j.n, j.n_features, j.buf,
+                                j.csr, j.rows, j.row0, j.n, j.n_features,
+                                j.buf,
                                 <const float*> j.Y, <const float*> j.sw)
     elif j.is_double:
         _dW1_range(j.s, j.o, <const double*> j.Xb, j.B, <const double*> j.D,
                    <double*> j.p, <double*> j.G, <double*> j.m,
                    <double*> j.v, <double> j.alpha, j.block, j.lo, j.hi,
-                   j.step, j.accumulate)
+                   j.step, j.accumulate, j.csr)
     else:
         _dW1_range(j.s, j.o, <const float*> j.Xb, j.B, <const float*> j.D,
                    <float*> j.p, <float*> j.G, <float*> j.m, <float*> j.v,
                    <float> j.alpha, j.block, j.lo, j.hi, j.step,
-                   j.accumulate)
+                   j.accumulate, j.csr)
 
 
 cdef void _two_step_update(const Spec* s, OptStep* o, SplitJob* job,
@@ -1583,7 +1627,7 @@ cdef void _two_step_update(const Spec* s, OptStep* o, SplitJob* job,
         _opt_range(o, p, G, m, v, n_coefs, n_params, zero, False)
     _dW1_range(s, o, <const floating*> buf.Xb, B,
                <const floating*> buf.Dl[0], p, G, m, v, alpha, block_rows, 0,
-               mid, step, False)
+               mid, step, False, job.csr)
     if hp != NULL:
         fastbp_helper_wait(hp)
     else:
@@ -1657,7 +1701,7 @@ def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
     """Blocks of ``ws.rows`` rows from row ``start``: adds their unnormalised
     gradient to ``grad`` (overwrites it when ``start == 0``) and their
     ``s_i loss_i`` to ``total``. Returns ``(next row, total)``. ``split``
-    (dense input; the same in every chunk of a call): blocks of 32 rows or
+    (the same in every chunk of a call): blocks of 32 rows or
     more run as the two-thread step without its optimizer pass (rows h..B
     and dJ/dW_1's rows mid..fan_in on a helper thread when ``helper``, else
     after the rest: the same products either way)."""
@@ -1688,13 +1732,14 @@ def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
     job.v = NULL
     job.alpha = 0
     job.rows = NULL
+    job.csr = &inp if sparse else NULL
     job.n_features = n_features
     job.step = False
     with nogil:
         t0 = fastbp_now()
         while start < n:
             B = min(block, n - start)
-            if split and not sparse and B >= 2 * SPLIT_MIN_ROWS:
+            if split and B >= 2 * SPLIT_MIN_ROWS:
                 # rows start .. start+h here, the rest on the helper
                 h = _helper_split(B, SPLIT_ALIGN)
                 _shift_rows(&ws.spec, &ws.buf, h, sizeof(floating),
@@ -1705,7 +1750,7 @@ def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
                 job.n = B - h
                 if hp != NULL:
                     fastbp_helper_post(hp, _split_job, &job)
-                part = _rows_part(&ws.spec, p, Xp, NULL, start, h,
+                part = _rows_part(&ws.spec, p, Xp, job.csr, NULL, start, h,
                                   n_features, &ws.buf, &Y[0, 0], swp)
                 if hp != NULL:
                     fastbp_helper_wait(hp)
@@ -1714,7 +1759,9 @@ def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
                 total += part + job.loss
                 # dJ/dW_1's rows mid .. fan_in there, the rest here
                 job.rows_part = False
-                job.Xb = Xp + start * n_features
+                job.Xb = NULL if sparse else Xp + start * n_features
+                inp.rows = NULL           # (CSR: the block's rows)
+                inp.row0 = start
                 job.D = ws.buf.Dl[0]
                 job.B = B
                 job.block = 0
@@ -1724,9 +1771,9 @@ def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
                 if hp != NULL:
                     fastbp_helper_post(hp, _split_job, &job)
                 _layer_grads(&ws.spec, &ws.buf, B, start > 0, G)
-                _dW1_range(&ws.spec, NULL, Xp + start * n_features, B,
+                _dW1_range(&ws.spec, NULL, <const floating*> job.Xb, B,
                            <const floating*> ws.buf.Dl[0], NULL, G, NULL,
-                           NULL, 0, 0, 0, job.lo, False, start > 0)
+                           NULL, 0, 0, 0, job.lo, False, start > 0, job.csr)
                 if hp != NULL:
                     fastbp_helper_wait(hp)
                 else:
@@ -1789,10 +1836,9 @@ def _train_chunk(_Workspace ws, floating[::1] params,
     to that global L2 norm. ``helper``: a second core is free for this
     chunk (the thread policy gave it two threads or more): the float32
     blocked first layer (small batches) then shares its blocks with a helper
-    thread, started here and joined before returning. ``split`` (dense
-    input; the same in every chunk of a fit, whatever their threads):
-    minibatches that do not take the small-batch blocks run as the
-    two-thread step (``_rows_part``), on the helper thread too when
+    thread, started here and joined before returning. ``split`` (the same
+    in every chunk of a fit, whatever their threads): minibatches of 32 rows
+    or more run as the two-thread step (``_rows_part``), on the helper thread too when
     ``helper``."""
     cdef Input inp
     cdef SplitJob sjob
@@ -1856,6 +1902,7 @@ def _train_chunk(_Workspace ws, floating[::1] params,
         hp = &ws.helper
     ws.undrawn = ws.buf
     ws.undrawn.drop = NULL
+    sjob.csr = &inp if sparse else NULL
     sjob.is_double = floating is double
     sjob.step_only = False
     sjob.s = &ws.spec
@@ -1884,7 +1931,7 @@ def _train_chunk(_Workspace ws, floating[::1] params,
             # Retrieve the minibatch: gather dense rows (CSR rows are read in
             # place through `rows`; the two-thread step gathers its shares).
             if two:
-                pass
+                inp.rows = rows           # (CSR: share 2 reads the batch)
             elif not sparse:
                 for i in range(B):
                     memcpy((<floating*> ws.buf.Xb) + i * n_features,
@@ -1908,8 +1955,9 @@ def _train_chunk(_Workspace ws, floating[::1] params,
                 sjob.n = B - h
                 if hp != NULL:
                     fastbp_helper_post(hp, _split_job, &sjob)
-                loss = _rows_part(&ws.spec, <const floating*> p, Xp, rows, 0,
-                                  h, n_features, &ws.undrawn, Yp, swp)
+                loss = _rows_part(&ws.spec, <const floating*> p, Xp,
+                                  sjob.csr, rows, 0, h, n_features,
+                                  &ws.undrawn, Yp, swp)
                 if hp != NULL:
                     fastbp_helper_wait(hp)
                 else:
@@ -2127,12 +2175,12 @@ def _helper_applies(_Workspace ws, dtype, bint sparse, Py_ssize_t B):
 
 
 def _split_applies(_Workspace ws, bint sparse, Py_ssize_t B):
-    """Whether train_epoch may run the two-thread step (``_train_chunk``'s
-    ``split``) at batch ``B``: dense input, a build with threads, shares of
+    """Whether train_epoch or loss_grad may run the two-thread step
+    (``split``) at batch ``B``: a build with threads, shares of
     SPLIT_MIN_ROWS rows or more. (Where a chunk may get
     two threads, it then runs in every chunk, whatever their threads: the
     numbers do not depend on them.)"""
-    return bool(FASTBP_HAVE_HELPER and not sparse and ws.buf.Dl != NULL
+    return bool(FASTBP_HAVE_HELPER and ws.buf.Dl != NULL
                 and B >= 2 * SPLIT_MIN_ROWS)
 
 

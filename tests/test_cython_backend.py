@@ -605,15 +605,20 @@ def _run_with_threads(monkeypatch, n, most, fn):
 @pytest.mark.parametrize("case", list(TWO_STEP_CASES))
 @pytest.mark.parametrize("solver, weighted, clip", [
     ("adam", False, None), ("sgd", True, None), ("adam", True, 0.05)])
-@pytest.mark.parametrize("blocks", [False, True])
+@pytest.mark.parametrize("blocks", [False, True, "sparse"])
 def test_the_two_thread_step_gives_the_same_numbers_on_one_thread_or_two(
         dtype, case, solver, weighted, clip, blocks, restore_block_knobs, monkeypatch):
     # batches of 64 (the last of 22 rows: shares under 16 rows, one thread):
     # two epochs with every chunk on one thread, then on two, must agree bit
     # for bit (parameters, moments, losses), and agree with the NumPy backend.
     # ``blocks`` (float32): each share's forward product in blocks of 16
-    # columns and dJ/dW_1 in fused blocks of 16 rows, as at small batches
+    # columns and dJ/dW_1 in fused blocks of 16 rows, as at small batches;
+    # "sparse": X as CSR (each share's rows read in place, each thread's rows
+    # of dJ/dW_1 from the whole batch)
     net, params, X, Y, sw = two_step_problem(dtype, case, weighted)
+    if blocks == "sparse":
+        X = sp.csr_matrix(np.where(X > 0.6, X, 0))
+        blocks = False
     cb._small_gemm_shim(64 * 24 * 16 if blocks else 0)
     runs = [_run_with_threads(monkeypatch, n, 2, lambda: two_step_epochs(
         cb, net, params, X, Y, sw, solver, 64, clip)) for n in (1, 2)]
@@ -648,16 +653,6 @@ def test_the_two_thread_step_runs_only_where_a_chunk_may_get_two_threads(
     assert jobs == 0 and limits == []
 
 
-def test_the_two_thread_step_leaves_sparse_input_alone(restore_block_knobs, monkeypatch):
-    net, params, X, Y, sw = two_step_problem(np.float32, "relu", False)
-    cb._small_gemm_shim(0)
-    state = OptState("adam", net.n_params, net.dtype, 1e-2)
-    _, jobs, limits = _run_with_threads(monkeypatch, 2, 2, lambda: cb.train_epoch(
-        net, params.copy(), state, sp.csr_matrix(X), Y, sw, np.arange(X.shape[0]), 64,
-        Hyper()))
-    assert jobs == 0 and limits == []
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", ["relu", "two layers tanh"])
 def test_the_two_thread_step_draws_the_masks_one_thread_would(dtype, case,
@@ -685,12 +680,15 @@ def test_the_two_thread_step_draws_the_masks_one_thread_would(dtype, case,
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", list(TWO_STEP_CASES))
 @pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("sparse", [False, True])
 def test_loss_grad_gives_the_same_numbers_on_one_thread_or_two(dtype, case, weighted,
-                                                               monkeypatch):
+                                                               sparse, monkeypatch):
     # L-BFGS's loss and gradient in blocks of 64 rows (150 rows: 64, 64, 22),
     # each block of 32 rows or more as the two-thread step without its
     # optimizer pass: on one thread or two, bit for bit; as the NumPy backend
     net, params, X, Y, sw = two_step_problem(dtype, case, weighted)
+    if sparse:
+        X = sp.csr_matrix(np.where(X > 0.6, X, 0))
     monkeypatch.setattr(cb, "_LOSS_GRAD_BLOCK", 64)
     (one, jobs_one, _), (two, jobs_two, limits) = [
         _run_with_threads(monkeypatch, n, 2, lambda: cb.loss_grad(
