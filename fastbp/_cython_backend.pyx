@@ -1393,7 +1393,8 @@ cdef void _shift_rows(const Spec* s, const Buffers* buf, Py_ssize_t r0,
         ptrs[4 * L + l] = (<char*> buf.M[l] + r0 * s.units[l] * itemsize
                            if buf.M[l] != NULL else NULL)
     for l in range(L):
-        ptrs[2 * L + l] = <char*> buf.Dl[l] + r0 * s.fan_out[l] * itemsize
+        ptrs[2 * L + l] = (<char*> buf.Dl[l] + r0 * s.fan_out[l] * itemsize
+                           if buf.Dl != NULL else NULL)
     out.Z = ptrs
     out.H = ptrs + L
     out.Dl = ptrs + 2 * L
@@ -1474,6 +1475,34 @@ cdef double _rows_part(const Spec* s, const floating* params,
     return loss
 
 
+cdef void _rows_forward(const Spec* s, const floating* params,
+                        const floating* X, const Input* csr, Py_ssize_t row0,
+                        Py_ssize_t n, Py_ssize_t n_features,
+                        const Buffers* buf, bint logits,
+                        floating* out) noexcept nogil:
+    """The predict path's share of a block: rows row0 .. row0 + n of X
+    (dense, or the CSR matrix ``csr``), read in place, forward into the
+    buffers ``buf`` (a view from the share's first row), and their outputs
+    (H_L with ``logits``, else Z_L) into ``out`` (the share's rows)."""
+    cdef Input inp
+    cdef Py_ssize_t n_out = s.units[s.L - 1]
+    if csr != NULL:
+        inp = csr[0]
+        inp.rows = NULL
+        inp.row0 = row0
+    else:
+        inp.sparse = False
+        inp.dense = X + row0 * n_features
+        inp.data = NULL
+        inp.indices = NULL
+        inp.indptr = NULL
+        inp.rows = NULL
+        inp.row0 = 0
+    _forward(s, params, &inp, n, buf, 0, NULL)
+    memcpy(out, buf.H_out if logits else buf.Z_out,
+           n * n_out * sizeof(floating))
+
+
 cdef void _layer_grads(const Spec* s, const Buffers* buf, Py_ssize_t B,
                        bint accumulate, floating* G) noexcept nogil:
     """The gradients the calling thread forms in share 2: dJ/dW_l for every
@@ -1525,6 +1554,9 @@ cdef struct SplitJob:
     # The helper thread's half of one share of the two-thread step (float
     # or double buffers, as ``is_double``).
     bint is_double
+    bint forward_part     # the predict path's rows (``_rows_forward``)
+    void* out             # (its output rows)
+    bint logits
     bint rows_part        # share 1 (else share 2's dJ/dW_1 rows)
     bint step_only        # (share 2 after clipping: the pass over its rows)
     const Spec* s
@@ -1550,7 +1582,16 @@ cdef struct SplitJob:
 cdef void _split_job(void* arg) noexcept nogil:
     cdef SplitJob* j = <SplitJob*> arg
     cdef Py_ssize_t base = j.s.coef_off[0], fo = j.s.fan_out[0]
-    if j.step_only:
+    if j.forward_part:
+        if j.is_double:
+            _rows_forward(j.s, <const double*> j.p, <const double*> j.X,
+                          j.csr, j.row0, j.n, j.n_features, j.buf, j.logits,
+                          <double*> j.out)
+        else:
+            _rows_forward(j.s, <const float*> j.p, <const float*> j.X,
+                          j.csr, j.row0, j.n, j.n_features, j.buf, j.logits,
+                          <float*> j.out)
+    elif j.step_only:
         if j.is_double:
             _opt_range(j.o, <double*> j.p, <const double*> j.G,
                        <double*> j.m, <double*> j.v, base + j.lo * fo,
@@ -1666,28 +1707,67 @@ def _forward_chunk(_Workspace ws, const floating[::1] params,
                    const floating[:, ::1] X, const floating[::1] X_data,
                    const Py_ssize_t[::1] X_indices,
                    const Py_ssize_t[::1] X_indptr, bint sparse,
-                   floating[:, ::1] out, bint logits, Py_ssize_t start):
+                   floating[:, ::1] out, bint logits, Py_ssize_t start,
+                   bint helper=False, bint split=False):
     """OUT: rows ``start ..`` of ``out`` = Z_L (or H_L), a block of
-    ``ws.rows`` rows at a time. Returns the next row to do."""
+    ``ws.rows`` rows at a time. Returns the next row to do. ``split`` (the
+    same in every chunk of a call): blocks of 32 rows or more in two shares
+    of rows, every product on one BLAS thread (the second share on a helper
+    thread when ``helper``, else after the first: the same numbers)."""
     cdef Input inp
-    cdef Py_ssize_t n = out.shape[0], n_out = out.shape[1], B
-    cdef Py_ssize_t block = ws.rows
+    cdef Py_ssize_t n = out.shape[0], n_out = out.shape[1], B, h
+    cdef Py_ssize_t block = ws.rows, n_features = X.shape[1]
     cdef const floating* src
+    cdef const floating* p = &params[0]
+    cdef const floating* Xp = NULL if sparse else &X[0, 0]
+    cdef fastbp_helper* hp = NULL
+    cdef SplitJob job
     cdef double t0
     _set_input(&inp, sparse, X_data, X_indices, X_indptr)
+    if helper and split and FASTBP_HAVE_HELPER \
+            and fastbp_helper_start(&ws.helper) == 0:
+        hp = &ws.helper
+    job.is_double = floating is double
+    job.forward_part = True
+    job.s = &ws.spec
+    job.p = <void*> p
+    job.X = Xp
+    job.csr = &inp if sparse else NULL
+    job.buf = &ws.view
+    job.n_features = n_features
+    job.logits = logits
     with nogil:
         t0 = fastbp_now()
         while start < n:
             B = min(block, n - start)
-            inp.row0 = start
-            if not sparse:
-                inp.dense = <const void*> &X[start, 0]
-            _forward(&ws.spec, &params[0], &inp, B, &ws.buf, 0)
-            src = <const floating*> (ws.buf.H_out if logits else ws.buf.Z_out)
-            memcpy(&out[start, 0], src, B * n_out * sizeof(floating))
+            if split and B >= 2 * SPLIT_MIN_ROWS:
+                h = _helper_split(B, SPLIT_ALIGN)
+                _shift_rows(&ws.spec, &ws.buf, h, sizeof(floating),
+                            n_features, &ws.view, ws.view_ptrs, ws.view_args)
+                job.row0 = start + h
+                job.n = B - h
+                job.out = &out[start + h, 0]
+                if hp != NULL:
+                    fastbp_helper_post(hp, _split_job, &job)
+                _rows_forward(&ws.spec, p, Xp, job.csr, start, h, n_features,
+                              &ws.buf, logits, &out[start, 0])
+                if hp != NULL:
+                    fastbp_helper_wait(hp)
+                else:
+                    _split_job(&job)
+            else:
+                inp.row0 = start
+                if not sparse:
+                    inp.dense = <const void*> &X[start, 0]
+                _forward(&ws.spec, p, &inp, B, &ws.buf, 0)
+                src = <const floating*> (ws.buf.H_out if logits
+                                         else ws.buf.Z_out)
+                memcpy(&out[start, 0], src, B * n_out * sizeof(floating))
             start += B
             if fastbp_now() - t0 > _CHUNK_SECONDS:
                 break
+    if hp != NULL:
+        fastbp_helper_stop(hp)
     return start
 
 
@@ -1725,6 +1805,7 @@ def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
     job.Y = &Y[0, 0]
     job.sw = swp
     job.o = NULL                  # (no optimizer pass: step is False)
+    job.forward_part = False
     job.step_only = False
     job.p = <void*> p
     job.G = G
@@ -1904,6 +1985,7 @@ def _train_chunk(_Workspace ws, floating[::1] params,
     ws.undrawn.drop = NULL
     sjob.csr = &inp if sparse else NULL
     sjob.is_double = floating is double
+    sjob.forward_part = False
     sjob.step_only = False
     sjob.s = &ws.spec
     sjob.o = &o
@@ -2175,13 +2257,12 @@ def _helper_applies(_Workspace ws, dtype, bint sparse, Py_ssize_t B):
 
 
 def _split_applies(_Workspace ws, bint sparse, Py_ssize_t B):
-    """Whether train_epoch or loss_grad may run the two-thread step
-    (``split``) at batch ``B``: a build with threads, shares of
+    """Whether train_epoch, loss_grad or forward may run the two-thread
+    step (``split``) at batch ``B``: a build with threads, shares of
     SPLIT_MIN_ROWS rows or more. (Where a chunk may get
     two threads, it then runs in every chunk, whatever their threads: the
     numbers do not depend on them.)"""
-    return bool(FASTBP_HAVE_HELPER and ws.buf.Dl != NULL
-                and B >= 2 * SPLIT_MIN_ROWS)
+    return bool(FASTBP_HAVE_HELPER and B >= 2 * SPLIT_MIN_ROWS)
 
 
 def _helper_jobs_shim():
@@ -2317,12 +2398,19 @@ def forward(net, params, X, logits=False):
     block = min(n, _FORWARD_BLOCK)
     ws = _Workspace(net, block, False, False, False)
     kernel = _dispatch(_forward_chunk, net)
+    split_ok = _split_applies(ws, x.sparse, block)
     start = 0
     with _input.session(net, "forward", block) as session:
+        # as train_epoch: two shares of rows where a chunk may get two
+        # threads, so the outputs never depend on the threads picked
+        split = split_ok and session.most_threads() >= 2
         while start < n:
-            session.begin()
+            threads = session.begin()
+            use_helper = split and threads is not None and threads >= 2
+            if use_helper:
+                session.limit_blas(1)
             new = kernel(ws, params, x.dense, x.data, x.indices, x.indptr,
-                         x.sparse, out, bool(logits), start)
+                         x.sparse, out, bool(logits), start, use_helper, split)
             session.end(-(-(new - start) // block))
             start = new
             PyErr_CheckSignals()

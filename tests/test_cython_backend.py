@@ -705,6 +705,31 @@ def test_loss_grad_gives_the_same_numbers_on_one_thread_or_two(dtype, case, weig
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", list(TWO_STEP_CASES))
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("logits", [False, True])
+def test_forward_gives_the_same_outputs_on_one_thread_or_two(dtype, case, sparse, logits,
+                                                             monkeypatch):
+    # the predict path in blocks of 64 rows (150 rows: 64, 64, 22), each block
+    # of 32 rows or more in two shares of rows: the same outputs on one
+    # thread or two, bit for bit; as the NumPy backend
+    net, params, X, Y, sw = two_step_problem(dtype, case, False)
+    if sparse:
+        X = sp.csr_matrix(np.where(X > 0.6, X, 0))
+    monkeypatch.setattr(cb, "_FORWARD_BLOCK", 64)
+    (one, jobs_one, _), (two, jobs_two, limits) = [
+        _run_with_threads(monkeypatch, n, 2, lambda: cb.forward(
+            net, params, X, logits=logits)) for n in (1, 2)]
+    np.testing.assert_array_equal(one, two)
+    has_helper = cb._helper_jobs_shim()[1]
+    assert jobs_one == 0 and jobs_two == (2 if has_helper else 0)
+    assert limits == ([1] if has_helper else [])
+    want = nb.forward(net, params, X, logits=logits)
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(two, want, rtol=rtol, atol=rtol * 1e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [100, 256])
 def test_a_fit_gives_the_same_numbers_whatever_threads_it_runs_on(dtype, batch_size,
                                                                    monkeypatch):
