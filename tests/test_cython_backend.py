@@ -393,7 +393,7 @@ def run_all(net, params, X, Y, sw):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sparse", [False, True])
 def test_chunk_boundaries_leave_the_numbers_unchanged(dtype, sparse, request):
-    # several forward blocks (512 rows) and loss_grad blocks (2048 rows)
+    # several forward blocks (1024 rows) and loss_grad blocks (2048 rows)
     net, params, X, Y, sw = chunk_problem(dtype, sparse, n=4500)
     whole = run_all(net, params, X, Y, sw)
     request.getfixturevalue("one_unit_per_chunk")
