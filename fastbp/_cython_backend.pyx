@@ -1627,6 +1627,21 @@ cdef void _split_job(void* arg) noexcept nogil:
                    j.accumulate, j.csr)
 
 
+cdef inline void _share_post(fastbp_helper* hp, SplitJob* job) noexcept nogil:
+    """Hand ``job`` (the second share) to the helper thread ``hp``, if any."""
+    if hp != NULL:
+        fastbp_helper_post(hp, _split_job, job)
+
+
+cdef inline void _share_join(fastbp_helper* hp, SplitJob* job) noexcept nogil:
+    """Wait for ``job`` on the helper thread, or run it here when there is
+    none: the same calls either way, so the same numbers."""
+    if hp != NULL:
+        fastbp_helper_wait(hp)
+    else:
+        _split_job(job)
+
+
 cdef void _two_step_update(const Spec* s, OptStep* o, SplitJob* job,
                            fastbp_helper* hp, const Buffers* buf,
                            Py_ssize_t B, floating* p, floating* G,
@@ -1663,8 +1678,7 @@ cdef void _two_step_update(const Spec* s, OptStep* o, SplitJob* job,
     job.step = step
     job.step_only = False
     job.accumulate = False
-    if hp != NULL:
-        fastbp_helper_post(hp, _split_job, job)
+    _share_post(hp, job)
     _layer_grads(s, buf, B, False, G)
     if step:
         _opt_range(o, p, G, m, v, w1_end, n_coefs, alpha, True)
@@ -1672,10 +1686,7 @@ cdef void _two_step_update(const Spec* s, OptStep* o, SplitJob* job,
     _dW1_range(s, o, <const floating*> buf.Xb, B,
                <const floating*> buf.Dl[0], p, G, m, v, alpha, block_rows, 0,
                mid, step, False, job.csr)
-    if hp != NULL:
-        fastbp_helper_wait(hp)
-    else:
-        _split_job(job)
+    _share_join(hp, job)
     if not step:
         # clipping: scale the whole gradient to max_grad_norm when its
         # global L2 norm exceeds it (folded into inv_sw)
@@ -1689,16 +1700,12 @@ cdef void _two_step_update(const Spec* s, OptStep* o, SplitJob* job,
         # the pass, W_1's rows mid .. fan_in there (each element's update is
         # independent: the same numbers)
         job.step_only = True
-        if hp != NULL:
-            fastbp_helper_post(hp, _split_job, job)
+        _share_post(hp, job)
         _opt_range(o, p, G, m, v, 0, s.coef_off[0] + mid * s.fan_out[0],
                    alpha, True)
         _opt_range(o, p, G, m, v, w1_end, n_coefs, alpha, True)
         _opt_range(o, p, G, m, v, n_coefs, n_params, zero, False)
-        if hp != NULL:
-            fastbp_helper_wait(hp)
-        else:
-            _split_job(job)
+        _share_join(hp, job)
         job.step_only = False
 
 
@@ -1750,14 +1757,10 @@ def _forward_chunk(_Workspace ws, const floating[::1] params,
                 job.row0 = start + h
                 job.n = B - h
                 job.out = &out[start + h, 0]
-                if hp != NULL:
-                    fastbp_helper_post(hp, _split_job, &job)
+                _share_post(hp, &job)
                 _rows_forward(&ws.spec, p, Xp, job.csr, start, h, n_features,
                               &ws.buf, logits, &out[start, 0])
-                if hp != NULL:
-                    fastbp_helper_wait(hp)
-                else:
-                    _split_job(&job)
+                _share_join(hp, &job)
             else:
                 inp.row0 = start
                 if not sparse:
@@ -1832,14 +1835,10 @@ def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
                 job.buf = &ws.view
                 job.row0 = start + h
                 job.n = B - h
-                if hp != NULL:
-                    fastbp_helper_post(hp, _split_job, &job)
+                _share_post(hp, &job)
                 part = _rows_part(&ws.spec, p, Xp, job.csr, NULL, start, h,
                                   n_features, &ws.buf, &Y[0, 0], swp)
-                if hp != NULL:
-                    fastbp_helper_wait(hp)
-                else:
-                    _split_job(&job)
+                _share_join(hp, &job)
                 total += part + job.loss
                 # dJ/dW_1's rows mid .. fan_in there, the rest here
                 job.rows_part = False
@@ -1852,16 +1851,12 @@ def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
                 job.lo = _helper_split(fi0, SPLIT_ALIGN)
                 job.hi = fi0
                 job.accumulate = start > 0
-                if hp != NULL:
-                    fastbp_helper_post(hp, _split_job, &job)
+                _share_post(hp, &job)
                 _layer_grads(&ws.spec, &ws.buf, B, start > 0, G)
                 _dW1_range(&ws.spec, NULL, <const floating*> job.Xb, B,
                            <const floating*> ws.buf.Dl[0], NULL, G, NULL,
                            NULL, 0, 0, 0, job.lo, False, start > 0, job.csr)
-                if hp != NULL:
-                    fastbp_helper_wait(hp)
-                else:
-                    _split_job(&job)
+                _share_join(hp, &job)
             else:
                 inp.row0 = start
                 if not sparse:
@@ -2038,15 +2033,11 @@ def _train_chunk(_Workspace ws, floating[::1] params,
                 sjob.rows = rows + h
                 sjob.row0 = 0
                 sjob.n = B - h
-                if hp != NULL:
-                    fastbp_helper_post(hp, _split_job, &sjob)
+                _share_post(hp, &sjob)
                 loss = _rows_part(&ws.spec, <const floating*> p, Xp,
                                   sjob.csr, rows, 0, h, n_features,
                                   &ws.undrawn, Yp, swp)
-                if hp != NULL:
-                    fastbp_helper_wait(hp)
-                else:
-                    _split_job(&sjob)
+                _share_join(hp, &sjob)
                 loss = loss + sjob.loss
             else:
                 _forward(&ws.spec, <const floating*> p, &inp, B, &ws.buf,
