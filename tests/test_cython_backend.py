@@ -644,11 +644,13 @@ def test_the_two_thread_step_gives_the_same_numbers_on_one_thread_or_two(
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_two_thread_step_runs_only_where_a_chunk_may_get_two_threads(
         dtype, restore_block_knobs, monkeypatch):
-    # where no chunk can get a second thread (the user's setting is 1), the
-    # batch stays one product per layer: no helper, no BLAS limit
+    # the step follows what the machine allows (most_threads), not the
+    # count a chunk is given: where the most is 1 (the user's setting), the
+    # batch stays one product per layer, even in a chunk given two threads
+    # (no helper, no BLAS limit)
     net, params, X, Y, sw = two_step_problem(dtype, "relu", False)
     cb._small_gemm_shim(0)
-    _, jobs, limits = _run_with_threads(monkeypatch, 1, 1, lambda: two_step_epochs(
+    _, jobs, limits = _run_with_threads(monkeypatch, 2, 1, lambda: two_step_epochs(
         cb, net, params, X, Y, sw, "adam", 64))
     assert jobs == 0 and limits == []
 
