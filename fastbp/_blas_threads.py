@@ -44,6 +44,11 @@ threads"):
   that count waits until the cores are free; a winner at that count resumes
   then. Other processes' threads count even when they run at a low
   priority (``nice``), though they would then take little from ours.
+  Where a chunk's second thread is fastbp's own (``runs_own_threads``:
+  the two-thread step), this process's other runnable threads count too:
+  OpenBLAS's threads spin for ~0.1 s after a NumPy product, and a chunk
+  whose helper shared a core with them ran 7.5x slower per minibatch,
+  which exploring took for a collapse (the fit then ran on one thread).
 * While the winner runs, its time per unit is followed (a moving average). A
   probe round (one chunk on each neighbour, half and twice the count) comes
   after ``PROBE_AFTER`` seconds, then after twice as long each time probing
@@ -464,7 +469,7 @@ class BlasThreads:
                 self._start_probe(stats, session.candidates)
             n = stats.queue[0] if stats.queue else stats.best
         if n > 1:
-            room = self._room()
+            room = self._room(session.own_threads)
             if room is not None and room < n:
                 # No core for n threads now: fewer, not measured (they would
                 # say nothing about n; an exploration or probe of n waits
@@ -475,13 +480,15 @@ class BlasThreads:
             return cap, None
         return n, (stats, n, generation)
 
-    def _room(self):
+    def _room(self, own=False):
         """How many threads of this process can have a core each now (the
-        cores less the threads other processes keep runnable), or None."""
+        cores less the threads other processes keep runnable), or None.
+        ``own``: the chunk runs threads of its own (``runs_own_threads``), so
+        this process's other runnable threads hold cores too."""
         if self.others_running is None or not self.cores:
             return None
         try:
-            others = self.others_running()
+            others = self.others_running(own=True) if own else self.others_running()
         except Exception:  # never fail a fit over the machine's load
             return None
         if others is None:
@@ -624,7 +631,7 @@ class BlasThreads:
 class _Session:
     __slots__ = ("_owner", "key", "bound", "fixed", "candidates", "stats_key",
                  "_forced", "_measuring", "_start", "_cpu_start", "threads",
-                 "started", "blas_threads", "_tiny")
+                 "started", "blas_threads", "_tiny", "own_threads")
 
     def __init__(self, owner, key, largest_gemm, threads):
         self._owner = owner
@@ -643,6 +650,7 @@ class _Session:
         self.threads = None   # the count of the current chunk
         self.blas_threads = None  # BLAS's count in it (limit_blas)
         self.started = None   # when the session was entered
+        self.own_threads = False  # see runs_own_threads
 
     def __enter__(self):
         self.started = self._owner.clock()
@@ -682,6 +690,18 @@ class _Session:
         if self.bound < 1:
             return 0
         return 1 if self._tiny else self.bound
+
+    def runs_own_threads(self):
+        """Say that this session's chunks given more than one thread run
+        threads of fastbp's own (train_epoch's helper) with BLAS on one:
+        then any other runnable thread of this process holds a core too
+        (OpenBLAS's threads spinning after a NumPy product, another Python
+        thread's work), where a BLAS-threaded chunk would have used
+        OpenBLAS's spinning threads itself. Such threads cap the count like
+        other processes' (a chunk beside them runs on fewer threads, not
+        measured), so that a second thread is not judged on a core it did
+        not have."""
+        self.own_threads = True
 
     def limit_blas(self, n):
         """For the rest of this chunk, BLAS calls run on at most ``n``
@@ -739,15 +759,17 @@ def _usable_cores():
 
 def _others_running_reader(proc="/proc"):
     """A callable returning how many threads of *other* processes are
-    runnable at this instant, or None where that cannot be read.
+    runnable at this instant (with ``own=True``: of other processes, and of
+    this one but the caller), or None where that cannot be read.
 
     Linux: the kernel's count of runnable threads (``/proc/loadavg``, 4th
     field, machine-wide) less this process's own threads in state R
     (``/proc/self/task/*/stat``: the caller, and OpenBLAS's threads while
-    they spin). Costs ~30 us, read only before a chunk that would run on
-    more than one thread. Not used when this process may run on fewer cores
-    than the machine has (an affinity mask, a cpuset): the count is then
-    the whole machine's, not that of our cores."""
+    they spin; with ``own``, only the caller). Costs ~30 us, read only
+    before a chunk that would run on more than one thread. Not used when
+    this process may run on fewer cores than the machine has (an affinity
+    mask, a cpuset): the count is then the whole machine's, not that of our
+    cores."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -756,11 +778,11 @@ def _others_running_reader(proc="/proc"):
     except (AttributeError, OSError):
         return None
 
-    def others_running():
+    def others_running(own=False):
         try:
             with open(f"{proc}/loadavg", "rb") as f:
                 running = int(f.read().split()[3].split(b"/")[0])
-            own = 0
+            ours = 0
             for tid in os.listdir(f"{proc}/self/task"):
                 try:
                     with open(f"{proc}/self/task/{tid}/stat", "rb") as f:
@@ -770,10 +792,12 @@ def _others_running_reader(proc="/proc"):
                 # the state follows the command name, which is in parentheses
                 end = stat.rfind(b")")
                 if end >= 0 and stat[end + 2:end + 3] == b"R":
-                    own += 1
+                    ours += 1
         except (OSError, ValueError, IndexError):
             return None
-        return max(0, running - own)
+        if own:   # (the caller is one of ours, whatever the states read)
+            return max(0, running - ours) + max(0, ours - 1)
+        return max(0, running - ours)
 
     if others_running() is None:
         return None

@@ -2444,6 +2444,8 @@ def forward(net, params, X, logits=False):
         # as train_epoch: two shares of rows where a chunk may get two
         # threads, so the outputs never depend on the threads picked
         split = split_ok and session.most_threads() >= 2
+        if split:
+            session.runs_own_threads()
         while start < n:
             threads = session.begin()
             use_helper = split and threads is not None and threads >= 2
@@ -2482,6 +2484,8 @@ def loss_grad(net, params, X, Y, sample_weight=None, alpha=0.0, grad_out=None):
         # as train_epoch: the two-thread step where a chunk may get two
         # threads, so the numbers never depend on the threads picked
         split = split_ok and session.most_threads() >= 2
+        if split:
+            session.runs_own_threads()
         while start < n:
             threads = session.begin()
             use_helper = split and threads is not None and threads >= 2
@@ -2541,6 +2545,8 @@ def train_epoch(net, params, opt_state, X, Y, sample_weight, order, batch_size,
             # the two-thread step where a chunk may get two threads (then in
             # every chunk, so the numbers never depend on the threads)
             split = split_ok and session.most_threads() >= 2
+            if split or helper_ok:
+                session.runs_own_threads()
             while batch < n_batches:
                 threads = session.begin()
                 use_helper = ((helper_ok or split) and threads is not None

@@ -177,6 +177,9 @@ class _Recorder:
             def most_threads(self):
                 return 0  # as a session with no BLAS library to control
 
+            def runs_own_threads(self):
+                pass
+
             def end(self, units):
                 assert self.record["begins"] == len(self.record["units"]) + 1
                 self.record["units"].append(units)
@@ -266,6 +269,9 @@ def units_done(monkeypatch):
 
         def most_threads(self):
             return 0  # as a session with no BLAS library to control
+
+        def runs_own_threads(self):
+            pass
 
     monkeypatch.setattr(_blas_threads, "blas_session", Recording)
     return done

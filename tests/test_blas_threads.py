@@ -869,15 +869,17 @@ def test_the_thread_cpu_clock_is_not_used_where_it_counts_in_ticks(monkeypatch):
 
 # --------------------------------- other processes holding the cores now
 class FakeLoad:
-    """Threads of other processes runnable now; counts every read."""
+    """Threads of other processes runnable now, and of this one but the
+    caller (``ours``: counted with ``own=True``); counts every read."""
 
-    def __init__(self, others):
+    def __init__(self, others, ours=0):
         self.others = others
+        self.ours = ours
         self.reads = 0
 
-    def __call__(self):
+    def __call__(self, own=False):
         self.reads += 1
-        return self.others
+        return self.others + (self.ours if own else 0)
 
 
 def make_policy_with_load(lib, others, cores=2):
@@ -912,6 +914,27 @@ def test_a_winner_on_two_threads_runs_one_while_another_process_holds_a_core():
     assert run_chunks(policy, clock, lib, busy, 20) == [1] * 20
     load.others = 0
     assert run_chunks(policy, clock, lib, idle, 3) == [2, 2, 2]
+
+
+def test_our_own_runnable_threads_hold_a_core_where_chunks_run_threads_of_their_own():
+    # OpenBLAS's threads spinning after a NumPy product (this process): a
+    # chunk whose second thread is fastbp's own would share a core with
+    # them (measured: 7.5x slower per minibatch, taken for a collapse, and
+    # the fit then ran on one thread). Such a session runs one thread, not
+    # measured, until they sleep, then explores; a session whose chunks use
+    # BLAS's threads (which are those threads) does not wait for them.
+    for own, want in ((True, [1] * 10 + [2, 1, 2]), (False, [1, 2, 1, 2] + [2] * 9)):
+        lib = FakeLibrary(2)
+        policy, clock, load = make_policy_with_load(lib, others=0)
+        load.ours = 1
+        with policy.session("k", BIG) as s:
+            if own:
+                s.runs_own_threads()
+            used = run_chunks(policy, clock, lib, idle, 10, session=s)
+            load.ours = 0
+            used += run_chunks(policy, clock, lib, idle, 3, session=s)
+        assert used == want, own
+        assert lib.n == 2
 
 
 def test_the_room_left_by_other_processes_caps_larger_counts():
@@ -966,6 +989,7 @@ def test_the_reader_counts_runnable_threads_less_this_process_own(tmp_path, monk
     _fake_proc(tmp_path, "0.50 0.40 0.30 5/312 4242\n", ["R", "S", "R", "S"])
     read = bt._others_running_reader(str(tmp_path))
     assert read() == 3                                # 5 runnable, 2 of them ours
+    assert read(own=True) == 4                        # all but the caller
     (tmp_path / "loadavg").write_text("0.50 0.40 0.30 1/312 4242\n")
     assert read() == 0                                # never below zero
 

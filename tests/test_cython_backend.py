@@ -467,9 +467,13 @@ class _FixedThreads:
         self.n = n
         self.most = most
         self.limits = []
+        self.own_threads = False
 
     def most_threads(self):
         return self.most
+
+    def runs_own_threads(self):
+        self.own_threads = True
 
     def limit_blas(self, n):
         self.limits.append(n)
@@ -653,6 +657,31 @@ def test_the_two_thread_step_runs_only_where_a_chunk_may_get_two_threads(
     _, jobs, limits = _run_with_threads(monkeypatch, 2, 1, lambda: two_step_epochs(
         cb, net, params, X, Y, sw, "adam", 64))
     assert jobs == 0 and limits == []
+
+
+@pytest.mark.skipif(not cb._helper_jobs_shim()[1], reason="a build without threads")
+@pytest.mark.parametrize("most", [1, 2])
+@pytest.mark.parametrize("call", ["train_epoch", "loss_grad", "forward"])
+def test_the_two_thread_step_tells_the_thread_policy_it_runs_threads_of_its_own(
+        call, most, restore_block_knobs, monkeypatch):
+    # a chunk of the step given two threads runs fastbp's helper beside a
+    # one-thread BLAS, so other runnable threads of the process (OpenBLAS's,
+    # spinning after a NumPy product) hold a core it needs: the policy must
+    # count them (runs_own_threads); not where the step cannot run
+    from fastbp import _backend_input
+
+    net, params, X, Y, sw = two_step_problem(np.float64, "relu", False)
+    cb._small_gemm_shim(0)
+    monkeypatch.setattr(cb, "_LOSS_GRAD_BLOCK", 64)
+    monkeypatch.setattr(cb, "_FORWARD_BLOCK", 64)
+    sessions = []
+    monkeypatch.setattr(_backend_input, "session", lambda *a: sessions.append(
+        _FixedThreads(2, most)) or sessions[-1])
+    run = {"train_epoch": lambda: two_step_epochs(cb, net, params, X, Y, sw, "adam", 64),
+           "loss_grad": lambda: cb.loss_grad(net, params, X, Y, sw, alpha=1e-3),
+           "forward": lambda: cb.forward(net, params, X)}[call]
+    run()
+    assert sessions and all(s.own_threads == (most == 2) for s in sessions)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
