@@ -49,6 +49,9 @@ threads"):
   OpenBLAS's threads spin for ~0.1 s after a NumPy product, and a chunk
   whose helper shared a core with them ran 7.5x slower per minibatch,
   which exploring took for a collapse (the fit then ran on one thread).
+  For such sessions a one-thread chunk that got less than ``CROWDED`` of
+  its core while threads of this process were runnable is not judged
+  crowded either (those threads took it, not other processes).
 * While the winner runs, its time per unit is followed (a moving average). A
   probe round (one chunk on each neighbour, half and twice the count) comes
   after ``PROBE_AFTER`` seconds, then after twice as long each time probing
@@ -495,6 +498,26 @@ class BlasThreads:
             return None
         return max(1, self.cores - others)
 
+    def _ours_running(self):
+        """Whether other threads of this process are runnable now (the
+        load reader's count with them exceeds its count without), i.e. a
+        one-thread chunk that got little of its core may have lost it to
+        them: OpenBLAS's threads spinning for ~0.1 s after a NumPy product
+        (the bench's GEMM peak, right before its first fit, took half of a
+        one-thread chunk's core that way, which judged the machine crowded
+        and kept the fit on one thread). Where that is so, a session that
+        runs threads of its own does not judge the chunk: the room it reads
+        before each chunk on more threads counts those threads anyway.
+        False where the load cannot be read."""
+        if self.others_running is None:
+            return False
+        try:
+            with_ours = self.others_running(own=True)
+            without = self.others_running()
+        except Exception:  # never fail a fit over the machine's load
+            return False
+        return with_ours is not None and without is not None and with_ours > without
+
     def _newcomer_sharing(self, session):
         """How many threads a young session in a worker thread shares the
         cores with (see NEWCOMER_WAIT): the worker threads alive, or 1."""
@@ -725,6 +748,8 @@ class _Session:
         share = None
         if self._cpu_start is not None and elapsed > 0:
             share = (owner.cpu_clock() - self._cpu_start) / elapsed
+            if share < CROWDED and self.own_threads and owner._ours_running():
+                share = None  # our own threads took the core (see _ours_running)
         self._start = self._cpu_start = None
         if units > 0 and elapsed >= 0:
             owner._record(self._measuring, elapsed / units, share)

@@ -937,6 +937,29 @@ def test_our_own_runnable_threads_hold_a_core_where_chunks_run_threads_of_their_
         assert lib.n == 2
 
 
+def test_our_own_spinning_threads_are_not_a_crowded_machine_for_our_own_threads():
+    # Right after a threaded NumPy product (the bench's GEMM peak) its
+    # OpenBLAS threads spin and take half of a one-thread chunk's core. For
+    # a session whose chunks run threads of their own that is no crowded
+    # machine (it would keep the fit on one thread for EVIDENCE_FOR s): the
+    # chunks wait on one thread, unjudged, and explore once the spinning
+    # stops. A session using BLAS's threads still judges (ours are its own).
+    for own, want in ((True, [1] * 6 + [2, 1, 2, 2]), (False, [1] * 10)):
+        lib = FakeLibrary(2)
+        clock = FakeClock()
+        cpu = FakeCpuClock(clock, share=0.5)
+        load = FakeLoad(others=0, ours=1)
+        policy = bt.BlasThreads(clock=clock, libraries=lambda: [lib.library()],
+                                cpu_clock=cpu, others_running=load, cores=2)
+        with policy.session("k", BIG) as s:
+            if own:
+                s.runs_own_threads()
+            used = run_chunks(policy, clock, lib, idle, 6, session=s)
+            load.ours, cpu.share = 0, 1.0
+            used += run_chunks(policy, clock, lib, idle, 4, session=s)
+        assert used == want, own
+
+
 def test_the_room_left_by_other_processes_caps_larger_counts():
     lib = FakeLibrary(8)
     policy, clock, load = make_policy_with_load(lib, others=5, cores=8)
