@@ -532,6 +532,15 @@ cdef inline void _set_input(Input* inp, bint sparse,
     inp.row0 = 0
 
 
+cdef inline void _input_at(Input* inp, const void* X, Py_ssize_t row,
+                           Py_ssize_t row_bytes) noexcept nogil:
+    """``inp`` from row ``row`` of the input on (CSR: ``row0``; dense:
+    also the rows' start in X, rows of ``row_bytes``)."""
+    inp.row0 = row
+    if not inp.sparse:
+        inp.dense = <const void*> (<const char*> X + row * row_bytes)
+
+
 # ======================================================= elementwise kernels
 
 cdef void _bias_act(int code, floating* H, const floating* b,
@@ -1799,9 +1808,7 @@ def _forward_chunk(_Workspace ws, const floating[::1] params,
                               &ws.buf, logits, &out[start, 0])
                 _share_join(hp, &job)
             else:
-                inp.row0 = start
-                if not sparse:
-                    inp.dense = <const void*> &X[start, 0]
+                _input_at(&inp, Xp, start, n_features * sizeof(floating))
                 _forward(&ws.spec, p, &inp, B, &ws.buf, 0)
                 src = <const floating*> (ws.buf.H_out if logits
                                          else ws.buf.Z_out)
@@ -1896,9 +1903,7 @@ def _loss_grad_chunk(_Workspace ws, const floating[::1] params,
                            NULL, 0, 0, 0, job.lo, False, start > 0, job.csr)
                 _share_join(hp, &job)
             else:
-                inp.row0 = start
-                if not sparse:
-                    inp.dense = <const void*> &X[start, 0]
+                _input_at(&inp, Xp, start, n_features * sizeof(floating))
                 _forward(&ws.spec, p, &inp, B, &ws.buf, 0)
                 total += _loss_delta(&ws.spec, &ws.buf, &Y[0, 0], swp, NULL,
                                      start, B)

@@ -708,6 +708,19 @@ def test_the_two_thread_step_draws_the_masks_one_thread_would(dtype, case,
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
 
 
+def _on_one_thread_and_two(monkeypatch, fn, jobs):
+    """``fn()`` with its chunks given one thread, then two (on a machine
+    where two may be): both results, after checking that one thread ran no
+    helper job and two ran ``jobs`` of them with BLAS on one thread (where
+    the build has the helper)."""
+    (one, jobs_one, _), (two, jobs_two, limits) = [
+        _run_with_threads(monkeypatch, n, 2, fn) for n in (1, 2)]
+    has_helper = cb._helper_jobs_shim()[1]
+    assert jobs_one == 0 and jobs_two == (jobs if has_helper else 0)
+    assert limits == ([1] if has_helper else [])
+    return one, two
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", list(TWO_STEP_CASES))
 @pytest.mark.parametrize("weighted", [False, True])
@@ -721,14 +734,10 @@ def test_loss_grad_gives_the_same_numbers_on_one_thread_or_two(dtype, case, weig
     if sparse:
         X = sp.csr_matrix(np.where(X > 0.6, X, 0))
     monkeypatch.setattr(cb, "_LOSS_GRAD_BLOCK", 64)
-    (one, jobs_one, _), (two, jobs_two, limits) = [
-        _run_with_threads(monkeypatch, n, 2, lambda: cb.loss_grad(
-            net, params, X, Y, sw, alpha=1e-3)) for n in (1, 2)]
+    one, two = _on_one_thread_and_two(monkeypatch, lambda: cb.loss_grad(
+        net, params, X, Y, sw, alpha=1e-3), jobs=4)
     assert one[0] == two[0]
     np.testing.assert_array_equal(one[1], two[1])
-    has_helper = cb._helper_jobs_shim()[1]
-    assert jobs_one == 0 and jobs_two == (4 if has_helper else 0)
-    assert limits == ([1] if has_helper else [])
     want = nb.loss_grad(net, params, X, Y, sw, alpha=1e-3)
     rtol = 2e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(two[0], want[0], rtol=rtol)
@@ -748,13 +757,9 @@ def test_forward_gives_the_same_outputs_on_one_thread_or_two(dtype, case, sparse
     if sparse:
         X = sp.csr_matrix(np.where(X > 0.6, X, 0))
     monkeypatch.setattr(cb, "_FORWARD_BLOCK", 64)
-    (one, jobs_one, _), (two, jobs_two, limits) = [
-        _run_with_threads(monkeypatch, n, 2, lambda: cb.forward(
-            net, params, X, logits=logits)) for n in (1, 2)]
+    one, two = _on_one_thread_and_two(monkeypatch, lambda: cb.forward(
+        net, params, X, logits=logits), jobs=2)
     np.testing.assert_array_equal(one, two)
-    has_helper = cb._helper_jobs_shim()[1]
-    assert jobs_one == 0 and jobs_two == (2 if has_helper else 0)
-    assert limits == ([1] if has_helper else [])
     want = nb.forward(net, params, X, logits=logits)
     rtol = 2e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(two, want, rtol=rtol, atol=rtol * 1e-2)
